@@ -1,0 +1,101 @@
+"""The contract between the backend and one Django Storage.
+
+An adapter offers a handful of capabilities over a single storage instance.
+The backend asks what it can do and picks the cheapest correct algorithm.
+Vocabulary borrowed from object stores: a put either overwrites, creates
+(fails if present) or updates (fails unless the stored version matches).
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from django.core.files.storage import Storage
+
+OVERWRITE: Literal["overwrite"] = "overwrite"
+CREATE: Literal["create"] = "create"
+
+
+@dataclass(frozen=True)
+class Update:
+    """Write only if the stored object still has this version."""
+
+    version: str
+
+
+PutMode = Union[Literal["overwrite", "create"], Update]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    data: bytes
+    version: str | None
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    name: str
+    modified: datetime.datetime  # timezone-aware
+
+
+@dataclass(frozen=True)
+class Content:
+    """How a payload should be labelled where the storage can say so."""
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+
+
+class StorageAdapter(abc.ABC):
+    #: True when put() honours CREATE and Update atomically.
+    conditional_writes: bool = False
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    @abc.abstractmethod
+    def read(self, name: str) -> StoredObject | None:
+        """The object's bytes and version, or None when it does not exist."""
+
+    @abc.abstractmethod
+    def put(self, name: str, data: bytes, mode: PutMode = OVERWRITE,
+            content: Content = Content()) -> str | None:
+        """Store data under name; return the new version where known.
+
+        Raises VersionMismatch when a CREATE finds the object or an Update
+        finds another version. Only called with those modes when
+        conditional_writes is True.
+        """
+
+    @abc.abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove the object; a missing object is not an error."""
+
+    def delete_many(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.delete(name)
+
+    @abc.abstractmethod
+    def list(self) -> Iterator[ListedObject]:
+        """Every object directly under the storage root, with modified times."""
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """True for transient errors worth another try (throttling, timeouts)."""
+        return isinstance(exc, (ConnectionError, TimeoutError))
+
+    def describe(self) -> str:
+        """Where results go, for logs and checks; never includes credentials."""
+        location = getattr(self.storage, "location", None)
+        where = f" at {location!s}" if location else ""
+        return f"{type(self.storage).__name__}{where}"
+
+    def close(self) -> None:
+        """Release clients; called when a process stops using the adapter."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+

@@ -1,0 +1,249 @@
+"""The Celery result backend: Celery semantics over one StorageAdapter."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from celery import states
+from celery.backends.base import KeyValueStoreBackend
+from django.utils.module_loading import import_string
+from kombu.utils.encoding import bytes_to_str
+
+from . import codec
+from .adapters import CREATE, OVERWRITE, Content, StorageAdapter, Update
+from .config import StorageConfig, resolve
+from .exceptions import ImproperlyConfigured, VersionMismatch
+from .keys import KeyLayout
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["StorageBackend"]
+
+DEFAULT_CONCURRENCY = 16
+#: Conditional-write rounds before a store gives up (each lost round means
+#: another writer changed the same result in between).
+MAX_WRITE_ROUNDS = 8
+#: Versions of results this process wrote, so a task's next state update
+#: can go straight to a version-matched write without reading first.
+KNOWN_VERSIONS_LIMIT = 4096
+
+
+class StorageBackend(KeyValueStoreBackend):
+    """Celery results in a Django Storage.
+
+    Settings (from the Celery app's configuration): ``result_storage``,
+    ``result_storage_config``, ``result_safe_to_retry`` and
+    ``result_storage_concurrency``; see the README.
+    """
+
+    supports_native_join = True
+    supports_autoexpire = False
+    supports_result_compression = True
+    key_t = str
+
+    def __init__(self, app: Any = None, url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(app=app, url=url, **kwargs)
+        conf = self.app.conf
+        self.compression = codec.check_compression(conf.get("result_compression"))
+        self.layout = KeyLayout(
+            (self.task_keyprefix, self.group_keyprefix, self.chord_keyprefix),
+            setting="result_backend_transport_options['global_keyprefix']",
+        )
+        self.storage_config: StorageConfig = resolve(conf)
+        self.safe_to_retry = _exception_classes(conf.get("result_safe_to_retry"))
+        self.concurrency = _positive_int(conf.get("result_storage_concurrency"),
+                                         DEFAULT_CONCURRENCY, "result_storage_concurrency")
+        self._content = Content(content_type=self.content_type)
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._adapter: StorageAdapter | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._versions: OrderedDict[str, str] = OrderedDict()
+        self.adapter  # fail fast on a storage that cannot be built
+        logger.debug("Celery results: %s via %s", self.storage_config.source, self.adapter)
+
+    # -- per-process resources -------------------------------------------------
+
+    @property
+    def adapter(self) -> StorageAdapter:
+        """This process's adapter; rebuilt in a forked child (clients do not survive fork)."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._adapter = self.storage_config.build_adapter()
+                    self._executor = None
+                    self._versions = OrderedDict()
+                    self._pid = os.getpid()
+        assert self._adapter is not None
+        return self._adapter
+
+    def _pool(self) -> ThreadPoolExecutor:
+        self.adapter  # resets the pool after a fork
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.concurrency, thread_name_prefix="celery-results")
+            return self._executor
+
+    def _remember(self, name: str, version: str | None) -> None:
+        with self._lock:
+            self._versions.pop(name, None)
+            if version is not None:
+                self._versions[name] = version
+                while len(self._versions) > KNOWN_VERSIONS_LIMIT:
+                    self._versions.popitem(last=False)
+
+    def _known_version(self, name: str) -> str | None:
+        with self._lock:
+            return self._versions.get(name)
+
+    # -- key-value primitives ----------------------------------------------------
+
+    def _get_key_for(self, prefix: str, id: Any, key: str = "") -> str:  # noqa: A002
+        if key:
+            raise ValueError("storage result names take no key suffix")
+        return self.layout.name(prefix, id)
+
+    def get(self, key: str) -> bytes | None:
+        stored = self.adapter.read(key)
+        return None if stored is None else stored.data
+
+    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        if len(keys) <= 1:
+            return [self.get(key) for key in keys]
+        return list(self._pool().map(self.get, keys))
+
+    def set(self, key: str, value: bytes | str) -> None:
+        self._remember(key, self.adapter.put(key, _as_bytes(value), OVERWRITE, self._content))
+
+    def delete(self, key: str) -> None:
+        self._remember(key, None)
+        self.adapter.delete(key)
+
+    # -- encoding --------------------------------------------------------------
+
+    def encode(self, data: Any) -> bytes:
+        _, _, payload = self._encode(data)
+        return codec.pack(_as_bytes(payload), self.compression)
+
+    def decode(self, payload: Any) -> Any:
+        if payload is None:
+            return None
+        if isinstance(payload, (bytes, bytearray, memoryview)):
+            payload = codec.unpack(bytes(payload))
+        return super().decode(payload)
+
+    # -- results -----------------------------------------------------------------
+
+    def _store_result(self, task_id: str, result: Any, state: str,
+                      traceback: Any = None, request: Any = None, **kwargs: Any) -> Any:
+        meta = self._get_result_meta(result=result, state=state,
+                                     traceback=traceback, request=request)
+        meta["task_id"] = bytes_to_str(task_id)
+        name = self.get_key_for_task(task_id)
+        payload = self.encode(meta)
+        if self.adapter.conditional_writes:
+            self._store_conditionally(name, payload, final=state == states.SUCCESS)
+        else:
+            # Celery's rule, with one read: a late duplicate never overwrites SUCCESS.
+            if self._get_task_meta_for(task_id)["status"] != states.SUCCESS:
+                self.set(name, payload)
+        return result
+
+    def _store_conditionally(self, name: str, payload: bytes, final: bool) -> None:
+        """Write unless SUCCESS is stored, atomically, usually in one request.
+
+        The version of a result this process wrote last lets its next state
+        go straight to a version-matched write; a SUCCESS version is not
+        kept, so a later duplicate always re-reads and leaves SUCCESS alone.
+        """
+        adapter = self.adapter
+        known = self._known_version(name)
+        mode: Any = Update(known) if known else CREATE
+        for _ in range(MAX_WRITE_ROUNDS):
+            try:
+                version = adapter.put(name, payload, mode, self._content)
+                self._remember(name, None if final else version)
+                return
+            except VersionMismatch:
+                pass
+            current = adapter.read(name)
+            if current is None:
+                mode = CREATE
+                continue
+            if self.decode(current.data).get("status") == states.SUCCESS:
+                self._remember(name, None)
+                return
+            if current.version is None:
+                raise RuntimeError(f"{adapter!r} returned no version for {name!r}")
+            mode = Update(current.version)
+        raise VersionMismatch(
+            f"result {name!r} kept changing under {MAX_WRITE_ROUNDS} conditional writes")
+
+    # -- retries and expiry ------------------------------------------------------
+
+    def exception_safe_to_retry(self, exc: BaseException) -> bool:
+        if isinstance(exc, VersionMismatch):
+            return True
+        if self.safe_to_retry and isinstance(exc, self.safe_to_retry):
+            return True
+        return self.adapter.is_retryable(exc)
+
+    def cleanup(self) -> None:
+        """Delete results older than result_expires, from one listing."""
+        if not self.expires:
+            return
+        cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
+            seconds=float(self.expires))
+        expired = [item.name for item in self.adapter.list()
+                   if self.layout.owns(item.name) and item.modified < cutoff]
+        for name in expired:
+            self._remember(name, None)
+        self.adapter.delete_many(expired)
+        logger.info("Celery results cleanup: deleted %d expired results from %s",
+                    len(expired), self.adapter.describe())
+
+    def as_uri(self, include_password: bool = False) -> str:
+        return "django-storage://"
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _positive_int(value: Any, default: int, setting: str) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{setting} must be a positive integer, not {value!r}")
+    return value
+
+
+def _exception_classes(value: Any) -> tuple[type[BaseException], ...]:
+    """result_safe_to_retry: exception classes or dotted paths to them."""
+    if not value:
+        return ()
+    items = [value] if isinstance(value, (str, type)) else list(value)
+    classes = []
+    for item in items:
+        cls = item
+        if isinstance(item, str):
+            try:
+                cls = import_string(item)
+            except ImportError as exc:
+                raise ImproperlyConfigured(
+                    f"CELERY_RESULT_SAFE_TO_RETRY (result_safe_to_retry): cannot import {item!r}: {exc}"
+                ) from None
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise ImproperlyConfigured(
+                f"CELERY_RESULT_SAFE_TO_RETRY (result_safe_to_retry) must list exception "
+                f"classes or their dotted paths; {item!r} is not one")
+        classes.append(cls)
+    return tuple(classes)

@@ -1,0 +1,71 @@
+"""Django system checks for the result storage of the current Celery app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.core.files.storage import FileSystemStorage
+
+from .config import resolve
+from .exceptions import ImproperlyConfigured
+
+OUR_BACKENDS = ("django-storage", "django_storage_celery_results.backends.StorageBackend")
+
+
+def uses_storage_backend(conf: Any) -> bool:
+    backend = conf.get("result_backend") or ""
+    if not isinstance(backend, str):
+        return False
+    return backend.split("://", 1)[0] in OUR_BACKENDS or backend.startswith(OUR_BACKENDS[1])
+
+
+@checks.register("celery_results")
+def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from celery import current_app
+
+    conf = current_app.conf
+    if not uses_storage_backend(conf):
+        return []
+    try:
+        config = resolve(conf)
+        adapter = config.build_adapter()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="django_storage_celery_results.E001",
+                             hint="Fix the setting named above.")]
+    messages = list(web_served_warnings(adapter.storage))
+    if config.provider is not None and config.provider.checks is not None:
+        messages.extend(config.provider.checks(adapter))
+    return messages
+
+
+def web_served_warnings(storage: Any) -> Iterable[checks.CheckMessage]:
+    if not isinstance(storage, FileSystemStorage):
+        return
+    location = os.path.realpath(storage.location)
+    for setting, folder in _web_served_folders():
+        if _inside(location, os.path.realpath(folder)):
+            yield checks.Warning(
+                f"Celery results are stored in {location}, inside {setting} "
+                f"({folder}), which the web server may publish.",
+                hint="Set CELERY_RESULT_STORAGE_CONFIG = {'location': ...} to a "
+                     "folder that is not served, or leave it unset for the default.",
+                id="django_storage_celery_results.W001",
+            )
+
+
+def _web_served_folders() -> Iterable[tuple[str, str]]:
+    for setting in ("MEDIA_ROOT", "STATIC_ROOT"):
+        folder = getattr(settings, setting, None)
+        if folder:
+            yield setting, os.fspath(folder)
+    for entry in getattr(settings, "STATICFILES_DIRS", None) or ():
+        folder = entry[1] if isinstance(entry, (tuple, list)) else entry
+        yield "STATICFILES_DIRS", os.fspath(folder)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)

@@ -1,0 +1,185 @@
+"""Turns the result settings into a storage class, its options and an adapter.
+
+``result_storage`` (``CELERY_RESULT_STORAGE`` in Django settings) may be:
+
+* empty: a FileSystemStorage in a private folder (never the media folder);
+* a dotted class path, with ``result_storage_config`` as constructor kwargs;
+* a ``STORAGES`` alias, whose OPTIONS ``result_storage_config`` overrides;
+* a provider preset name such as ``"filesystem"``.
+
+The options may hold credentials: they are never logged or put in messages.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, Storage
+from django.utils.module_loading import import_string
+
+from .adapters import StorageAdapter
+from .exceptions import ImproperlyConfigured
+from .generic import GenericAdapter
+from .providers import KNOWN_PRESETS, Provider, registry
+
+STORAGE_SETTING = "CELERY_RESULT_STORAGE (result_storage)"
+CONFIG_SETTING = "CELERY_RESULT_STORAGE_CONFIG (result_storage_config)"
+DEFAULT_FOLDER = "celery-results"
+
+#: Where the usual third-party storage modules come from, for install hints.
+_DISTRIBUTION_OF_MODULE = {"storages": "django-storages"}
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """A resolved configuration; builds fresh storages (one per process)."""
+
+    source: str
+    storage_class: type[Storage]
+    options: Mapping[str, Any]
+    provider: Provider | None
+
+    def build_storage(self) -> Storage:
+        try:
+            return self.storage_class(**self.options)
+        except ImproperlyConfigured:
+            raise
+        except Exception as exc:
+            raise ImproperlyConfigured(
+                f"{self.source}: {self.class_path} could not be created from "
+                f"{CONFIG_SETTING} keys {sorted(self.options)}: "
+                f"{type(exc).__name__}: {redact(str(exc), self.options)}"
+            ) from None
+
+    def build_adapter(self) -> StorageAdapter:
+        storage = self.build_storage()
+        if self.provider is not None:
+            return self.provider.adapter(storage)
+        return GenericAdapter(storage)
+
+    @property
+    def class_path(self) -> str:
+        return f"{self.storage_class.__module__}.{self.storage_class.__qualname__}"
+
+
+def redact(text: str, options: Mapping[str, Any]) -> str:
+    """Hide every configured value that an error message might echo."""
+    for value in options.values():
+        if isinstance(value, str) and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def default_location() -> str:
+    base = getattr(settings, "BASE_DIR", None) if settings.configured else None
+    return os.path.join(os.fspath(base or os.getcwd()), DEFAULT_FOLDER)
+
+
+def resolve(conf: Mapping[str, Any]) -> StorageConfig:
+    value = conf.get("result_storage")
+    config = conf.get("result_storage_config") or {}
+    if not isinstance(config, Mapping):
+        raise ImproperlyConfigured(
+            f"{CONFIG_SETTING} must be a dict of storage constructor arguments, "
+            f"not {type(config).__name__}"
+        )
+    options = dict(config)
+    if not value:
+        source = f"{STORAGE_SETTING} is not set (default)"
+        storage_class: type[Storage] = FileSystemStorage
+    elif isinstance(value, type):
+        source = f"{STORAGE_SETTING} = {value.__name__}"
+        storage_class = value
+    elif not isinstance(value, str):
+        raise ImproperlyConfigured(
+            f"{STORAGE_SETTING} must be a dotted class path, a STORAGES alias "
+            f"or a preset name, not {type(value).__name__}"
+        )
+    elif "." in value:
+        source = f"{STORAGE_SETTING} = {value!r}"
+        storage_class = _import_storage_class(value, source)
+    elif value in _storages_setting():
+        source = f"{STORAGE_SETTING} = {value!r} (STORAGES alias)"
+        params = _storages_setting()[value]
+        storage_class = _import_storage_class(params.get("BACKEND", ""), f"STORAGES[{value!r}]['BACKEND']")
+        options = {**params.get("OPTIONS", {}), **options}
+        return _finish(source, storage_class, options, defaults=False)
+    else:
+        provider = _preset(value)
+        source = f"{STORAGE_SETTING} = {value!r} (preset)"
+        storage_class = _import_storage_class(provider.preset_class, source)
+        options = {**provider.preset_defaults, **options}
+    return _finish(source, storage_class, options, defaults=True)
+
+
+def _finish(source: str, storage_class: type, options: dict[str, Any],
+            defaults: bool) -> StorageConfig:
+    if not (isinstance(storage_class, type) and issubclass(storage_class, Storage)):
+        raise ImproperlyConfigured(f"{source} is not a django.core.files.storage.Storage subclass")
+    if defaults and issubclass(storage_class, FileSystemStorage) and not options.get("location"):
+        options["location"] = default_location()
+    _check_arguments(storage_class, options, source)
+    return StorageConfig(source, storage_class, options, registry().for_storage(storage_class))
+
+
+def _storages_setting() -> Mapping[str, Any]:
+    if not settings.configured:
+        return {}
+    return getattr(settings, "STORAGES", None) or {}
+
+
+def _import_storage_class(path: str, source: str) -> type[Storage]:
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        module = path.split(".", 1)[0]
+        hint = _DISTRIBUTION_OF_MODULE.get(module)
+        install = f"; install it with: pip install {hint}" if hint else ""
+        raise ImproperlyConfigured(
+            f"{source}: cannot import {path!r} ({exc}){install}"
+        ) from None
+
+
+def _preset(name: str) -> Provider:
+    found = registry()
+    if name in found.providers:
+        return found.providers[name]
+    if name in KNOWN_PRESETS:
+        broken = found.broken.get(name)
+        why = f" but failed to load ({broken})" if broken else " which is not installed"
+        raise ImproperlyConfigured(
+            f"{STORAGE_SETTING} = {name!r} needs {KNOWN_PRESETS[name]}{why}: "
+            f"pip install {KNOWN_PRESETS[name]}"
+        )
+    choices = sorted({*found.providers, *_storages_setting()})
+    close = difflib.get_close_matches(name, [*choices, *KNOWN_PRESETS], n=1)
+    suggestion = f"; did you mean {close[0]!r}?" if close else ""
+    raise ImproperlyConfigured(
+        f"{STORAGE_SETTING} = {name!r} is not a dotted class path, a STORAGES "
+        f"alias ({', '.join(sorted(_storages_setting())) or 'none defined'}) or an "
+        f"installed preset ({', '.join(sorted(found.providers)) or 'none installed'})"
+        f"{suggestion}"
+    )
+
+
+def _check_arguments(storage_class: type, options: Mapping[str, Any], source: str) -> None:
+    parameters = inspect.signature(storage_class).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return  # the class validates its own keyword settings
+    accepted = [name for name, p in parameters.items()
+                if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            suggestion = f"; did you mean {close[0]!r}?" if close else ""
+            raise ImproperlyConfigured(
+                f"{CONFIG_SETTING} has the key {key!r}, which "
+                f"{storage_class.__name__} does not accept ({source}){suggestion}. "
+                f"Accepted keys: {', '.join(accepted)}"
+            )

@@ -1,0 +1,96 @@
+"""The provider contract and the registry that finds installed providers.
+
+A provider package publishes one ``Provider`` in the entry-point group
+``django_storage_celery_results.providers``. Core uses it to find the adapter
+for a storage class, to expand a preset name and to run provider checks. A
+provider that fails to import is logged and reported, never fatal to others.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from django.core.checks import CheckMessage
+from django.core.files.storage import Storage
+from django.utils.module_loading import import_string
+
+from .adapters import StorageAdapter
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "django_storage_celery_results.providers"
+
+#: Presets of the providers we publish, to name the package to install.
+KNOWN_PRESETS = {
+    "filesystem": "django-storage-celery-results-filesystem",
+    "s3": "django-storage-celery-results-s3",
+    "gcs": "django-storage-celery-results-gcs",
+    "azure": "django-storage-celery-results-azure",
+}
+
+
+@dataclass(frozen=True)
+class Provider:
+    #: Preset name, usable as CELERY_RESULT_STORAGE.
+    name: str
+    #: Distribution to install, for error messages.
+    distribution: str
+    #: Dotted paths of the storage classes the adapter serves (and subclasses).
+    storage_classes: tuple[str, ...]
+    #: Builds the adapter for one storage instance.
+    adapter: Callable[[Storage], StorageAdapter]
+    #: The class the preset selects and its result-appropriate defaults.
+    preset_class: str
+    preset_defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: Extra Django system checks for a configured adapter.
+    checks: Callable[[StorageAdapter], list[CheckMessage]] | None = None
+
+
+@dataclass(frozen=True)
+class Registry:
+    providers: Mapping[str, Provider]
+    #: Entry-point name -> error text, for providers that failed to load.
+    broken: Mapping[str, str]
+
+    def for_storage(self, storage_class: type) -> Provider | None:
+        """The provider serving the most specific class in the storage's MRO."""
+        best: tuple[int, Provider] | None = None
+        mro = storage_class.__mro__
+        for provider in self.providers.values():
+            for path in provider.storage_classes:
+                served = _import_or_none(path)
+                if served is not None and served in mro:
+                    depth = mro.index(served)
+                    if best is None or depth < best[0]:
+                        best = (depth, provider)
+        return best[1] if best else None
+
+
+def _import_or_none(path: str) -> type | None:
+    try:
+        return import_string(path)
+    except ImportError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def registry() -> Registry:
+    providers: dict[str, Provider] = {}
+    broken: dict[str, str] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            provider = entry.load()
+            if not isinstance(provider, Provider):
+                raise TypeError(f"{entry.value} is not a Provider")
+        except Exception as exc:  # a broken provider must not break the others
+            broken[entry.name] = f"{type(exc).__name__}: {exc}"
+            logger.warning("Result storage provider %r failed to load: %s",
+                           entry.name, broken[entry.name])
+            continue
+        providers[provider.name] = provider
+    return Registry(providers, broken)

@@ -1,0 +1,172 @@
+"""Results as files: atomic, conditional between processes, listed in one pass.
+
+Every write goes to a temporary file in the same folder, is flushed and
+fsynced, then moved into place, so a reader sees the old or the new result
+and never a partial one. The version of a result is its file identity
+(device, inode, mtime, size): each write makes a new inode.
+
+* create-only: ``os.link`` of the temporary file fails if the name exists;
+* version-matched: lock the current file with ``flock``, check it is still
+  the one at that name with the expected version, then ``os.replace``.
+  A writer that waited on the lock finds the name now points at a new inode
+  and loses, so exactly one of several racing writers wins.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+
+from django.core.files.storage import FileSystemStorage
+from django_storage_celery_results.adapters import (
+    CREATE,
+    OVERWRITE,
+    Content,
+    ListedObject,
+    PutMode,
+    StorageAdapter,
+    StoredObject,
+    Update,
+)
+from django_storage_celery_results.exceptions import VersionMismatch
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no version-matched writes
+    fcntl = None  # type: ignore[assignment]
+
+TEMP_PREFIX = ".celery-tmp-"
+_RETRYABLE_ERRNOS = frozenset({errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ESTALE, errno.ETIMEDOUT})
+
+
+def _version(stat: os.stat_result) -> str:
+    return f"{stat.st_dev}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+
+
+class FileSystemAdapter(StorageAdapter):
+    conditional_writes = fcntl is not None
+    storage: FileSystemStorage
+
+    def __init__(self, storage: FileSystemStorage) -> None:
+        super().__init__(storage)
+        self.root = os.path.abspath(storage.location)
+
+    def _path(self, name: str) -> str:
+        return self.storage.path(name)  # safe_join: refuses names outside the root
+
+    def read(self, name: str) -> StoredObject | None:
+        try:
+            with open(self._path(name), "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                return StoredObject(handle.read(), _version(stat))
+        except FileNotFoundError:
+            return None
+
+    def put(self, name: str, data: bytes, mode: PutMode = OVERWRITE,
+            content: Content = Content()) -> str | None:
+        path = self._path(name)
+        temp, version = self._write_temp(data)
+        try:
+            if mode == OVERWRITE:
+                os.replace(temp, path)
+            elif mode == CREATE:
+                try:
+                    os.link(temp, path)
+                except FileExistsError:
+                    raise VersionMismatch(name) from None
+            elif isinstance(mode, Update) and fcntl is not None:
+                self._replace_if_version(temp, path, mode.version, name)
+            else:
+                raise ValueError(f"unsupported put mode {mode!r}")
+            return version
+        finally:
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass  # moved into place
+
+    def _write_temp(self, data: bytes) -> tuple[str, str]:
+        try:
+            fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
+        except FileNotFoundError:
+            self._make_root()
+            fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+                mode = self.storage.file_permissions_mode
+                if mode is not None:
+                    os.fchmod(handle.fileno(), mode)
+                version = _version(os.fstat(handle.fileno()))
+        except BaseException:
+            os.unlink(temp)
+            raise
+        return temp, version
+
+    def _make_root(self) -> None:
+        mode = self.storage.directory_permissions_mode
+        if mode is None:
+            os.makedirs(self.root, exist_ok=True)
+            return
+        old_umask = os.umask(0o777 & ~mode)
+        try:
+            os.makedirs(self.root, mode, exist_ok=True)
+        finally:
+            os.umask(old_umask)
+
+    @staticmethod
+    def _replace_if_version(temp: str, path: str, expected: str, name: str) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise VersionMismatch(name) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            locked = os.fstat(fd)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                raise VersionMismatch(name) from None
+            if _version(locked) != expected or (current.st_dev, current.st_ino) != (
+                    locked.st_dev, locked.st_ino):
+                raise VersionMismatch(name)
+            os.replace(temp, path)
+        finally:
+            os.close(fd)  # releases the lock
+
+    def delete(self, name: str) -> None:
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            pass
+
+    def list(self) -> Iterator[ListedObject]:
+        try:
+            entries = os.scandir(self.root)
+        except FileNotFoundError:
+            return
+        with entries:
+            for entry in entries:
+                if entry.name.startswith(TEMP_PREFIX):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                except FileNotFoundError:
+                    continue
+                yield ListedObject(entry.name, datetime.datetime.fromtimestamp(
+                    mtime, tz=datetime.timezone.utc))
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, OSError) and exc.errno in _RETRYABLE_ERRNOS:
+            return True
+        return super().is_retryable(exc)
+
+    def describe(self) -> str:
+        return f"FileSystemStorage at {self.root}"

@@ -1,0 +1,137 @@
+"""Shared fixtures: Celery apps over real storages, a Redis server, workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def make_app():
+    """Build a Celery app configured with lowercase settings, as non-Django apps are."""
+    apps: list[Celery] = []
+
+    def build(**conf) -> Celery:
+        app = Celery(f"test-{len(apps)}", set_as_current=False)
+        app.conf.update(
+            broker_url="memory://",
+            result_backend="django-storage",
+            accept_content=["json", "pickle", "msgpack", "yaml"],
+            **conf,
+        )
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    return tmp_path / "results"
+
+
+@pytest.fixture
+def fs_app(make_app, results_dir):
+    return make_app(result_storage="filesystem",
+                    result_storage_config={"location": str(results_dir)})
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required in CI: apt-get install redis-server")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("redis-server did not start")
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+
+
+class Worker:
+    """A real `celery worker` subprocess (prefork) for one configuration."""
+
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2) -> None:
+        self.log = log
+        self.handle = log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+             "--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"worker-{os.getpid()}-{time.monotonic_ns()}@localhost"],
+            cwd=REPO, env=env, stdout=self.handle, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while b"ready." not in log.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"worker did not start:\n{self.output()}")
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        return self.log.read_bytes().decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.handle.close()
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    workers: list[Worker] = []
+
+    def start(**test_env: str) -> Worker:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+               "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        env.update({f"TEST_{key.upper()}": value for key, value in test_env.items()})
+        worker = Worker(env, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
