@@ -30,12 +30,12 @@ def make_app():
 
     def build(**conf) -> Celery:
         app = Celery(f"test-{len(apps)}", set_as_current=False)
-        app.conf.update(
-            broker_url="memory://",
-            result_backend="django-storage",
-            accept_content=["json", "pickle", "msgpack", "yaml"],
+        app.conf.update({
+            "broker_url": "memory://",
+            "result_backend": "django-storage",
+            "accept_content": ["json", "pickle", "msgpack", "yaml"],
             **conf,
-        )
+        })
         apps.append(app)
         return app
 

@@ -169,7 +169,9 @@ def _preset(name: str) -> Provider:
 
 
 def _check_arguments(storage_class: type, options: Mapping[str, Any], source: str) -> None:
-    parameters = inspect.signature(storage_class).parameters
+    # __init__, not the class: @deconstructible hides it behind __new__(*args, **kwargs)
+    parameters = dict(inspect.signature(storage_class.__init__).parameters)
+    parameters.pop("self", None)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return  # the class validates its own keyword settings
     accepted = [name for name, p in parameters.items()
@@ -177,9 +179,9 @@ def _check_arguments(storage_class: type, options: Mapping[str, Any], source: st
     for key in options:
         if key not in accepted:
             close = difflib.get_close_matches(key, accepted, n=1)
-            suggestion = f"; did you mean {close[0]!r}?" if close else ""
+            suggestion = f" Did you mean {close[0]!r}?" if close else ""
             raise ImproperlyConfigured(
                 f"{CONFIG_SETTING} has the key {key!r}, which "
-                f"{storage_class.__name__} does not accept ({source}){suggestion}. "
-                f"Accepted keys: {', '.join(accepted)}"
+                f"{storage_class.__name__} does not accept ({source}).{suggestion} "
+                f"Accepted keys: {', '.join(accepted)}."
             )

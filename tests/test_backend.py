@@ -1,0 +1,335 @@
+"""The backend's Celery semantics over real storages (no worker needed)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import pickle
+
+import pytest
+from celery import states
+from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.result import AsyncResult, GroupResult, ResultSet
+from django.core.files.storage import InMemoryStorage
+from django_storage_celery_results.backends import StorageBackend
+from django_storage_celery_results.exceptions import ImproperlyConfigured
+from django_storage_celery_results.generic import GenericAdapter
+from django_storage_celery_results_filesystem import FileSystemAdapter
+
+from tests.storages import ThirdPartyFolderStorage
+
+STORAGE_KINDS = ["filesystem", "third-party", "memory"]
+
+
+@pytest.fixture(params=STORAGE_KINDS)
+def storage_conf(request, results_dir):
+    if request.param == "filesystem":
+        return {"result_storage": "filesystem", "result_storage_config": {"location": str(results_dir)}}
+    if request.param == "third-party":
+        return {"result_storage": "tests.storages.ThirdPartyFolderStorage",
+                "result_storage_config": {"location": str(results_dir)}}
+    return {"result_storage": InMemoryStorage}
+
+
+@pytest.fixture
+def backend(make_app, storage_conf) -> StorageBackend:
+    return make_app(**storage_conf).backend
+
+
+def test_alias_and_class_path_select_this_backend(make_app, results_dir):
+    for name in ("django-storage", "django_storage_celery_results.backends.StorageBackend"):
+        app = make_app(result_backend=name, result_storage="filesystem",
+                       result_storage_config={"location": str(results_dir)})
+        assert isinstance(app.backend, StorageBackend)
+
+
+def test_adapter_choice(make_app, results_dir):
+    fs = make_app(result_storage="filesystem", result_storage_config={"location": str(results_dir)})
+    assert isinstance(fs.backend.adapter, FileSystemAdapter)
+    generic = make_app(result_storage=ThirdPartyFolderStorage,
+                       result_storage_config={"location": str(results_dir)})
+    assert isinstance(generic.backend.adapter, GenericAdapter)
+
+
+def test_missing_result_is_pending(backend):
+    meta = backend.get_task_meta("never-stored")
+    assert meta["status"] == states.PENDING
+    assert not backend.task_result_exists("never-stored") if hasattr(backend, "task_result_exists") else True
+
+
+@pytest.mark.parametrize("serializer", ["json", "pickle", "msgpack", "yaml"])
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_every_serializer_and_compression_round_trips(make_app, storage_conf, serializer, compression):
+    app = make_app(result_serializer=serializer, result_compression=compression, **storage_conf)
+    value = {"text": "héllo ✓", "numbers": [1, 2.5, None], "nested": {"ok": True}}
+    if serializer in ("pickle", "msgpack"):
+        value["raw"] = b"\xff\x00\xfe binary"
+    app.backend.store_result("task-1", value, states.SUCCESS)
+    app.backend._cache.clear()
+    assert app.backend.get_task_meta("task-1")["result"] == value
+    assert AsyncResult("task-1", app=app).get(timeout=1) == value
+
+
+def test_compressed_payload_is_smaller_and_marked(make_app, results_dir):
+    app = make_app(result_storage="filesystem", result_compression="zlib",
+                   result_storage_config={"location": str(results_dir)})
+    app.backend.store_result("big", "x" * 100_000, states.SUCCESS)
+    data = (results_dir / "celery-task-meta-big").read_bytes()
+    assert data.startswith(b"\x00celery-compressed\x00")
+    assert len(data) < 2_000
+
+
+def test_unknown_compression_names_the_setting(make_app, storage_conf):
+    with pytest.raises(CeleryImproperlyConfigured, match="result_compression"):
+        _ = make_app(result_compression="zstd-nope", **storage_conf).backend
+
+
+def test_failure_is_stored_with_traceback(backend):
+    try:
+        raise KeyError("missing thing")
+    except KeyError as exc:
+        backend.mark_as_failure("failing", exc, traceback="Traceback (most recent call last): ...")
+    backend._cache.clear()
+    meta = backend.get_task_meta("failing")
+    assert meta["status"] == states.FAILURE
+    assert isinstance(meta["result"], KeyError)
+    assert meta["traceback"].startswith("Traceback")
+
+
+def test_success_is_never_overwritten_by_a_late_duplicate(backend):
+    backend.mark_as_started("dup")
+    backend.mark_as_done("dup", 42)
+    backend.mark_as_started("dup")  # a redelivered copy of the task starts late
+    backend.mark_as_failure("dup", ValueError("late"))
+    backend._cache.clear()
+    assert backend.get_task_meta("dup")["status"] == states.SUCCESS
+    assert backend.get_task_meta("dup")["result"] == 42
+
+
+def test_success_is_kept_even_against_another_process_writer(make_app, storage_conf):
+    if storage_conf["result_storage"] is InMemoryStorage:
+        pytest.skip("an in-memory storage is not shared between apps")
+    first, second = make_app(**storage_conf).backend, make_app(**storage_conf).backend
+    first.mark_as_started("shared")
+    second.mark_as_done("shared", "done")
+    first.mark_as_failure("shared", ValueError("stale writer"))
+    assert second.get_task_meta("shared", cache=False)["status"] == states.SUCCESS
+
+
+def test_states_progress_in_place(backend):
+    backend.mark_as_started("progress", pid=1)
+    assert backend.get_task_meta("progress", cache=False)["status"] == states.STARTED
+    backend.store_result("progress", {"current": 5}, "PROGRESS")
+    assert backend.get_task_meta("progress", cache=False)["result"] == {"current": 5}
+    backend.mark_as_done("progress", "finished")
+    assert backend.get_task_meta("progress", cache=False)["status"] == states.SUCCESS
+
+
+def test_forget_deletes_the_result(backend):
+    backend.mark_as_done("gone", 1)
+    result = AsyncResult("gone", backend=backend)
+    result.forget()
+    assert backend.get_task_meta("gone", cache=False)["status"] == states.PENDING
+    backend.forget("gone")  # forgetting twice is fine
+
+
+def test_group_save_restore_delete(make_app, storage_conf):
+    app = make_app(**storage_conf)
+    children = [AsyncResult(f"child-{i}", app=app) for i in range(3)]
+    for i, child in enumerate(children):
+        app.backend.mark_as_done(child.id, i * 10)
+    group = GroupResult("group-1", children, app=app)
+    group.save()
+    restored = GroupResult.restore("group-1", app=app)
+    assert [child.id for child in restored.results] == [child.id for child in children]
+    assert restored.join_native(timeout=5) == [0, 10, 20]
+    restored.delete()
+    assert GroupResult.restore("group-1", app=app) is None
+
+
+def test_result_set_reads_in_parallel_and_times_out(make_app, storage_conf):
+    app = make_app(**storage_conf)
+    ids = [f"many-{i}" for i in range(40)]
+    for i, task_id in enumerate(ids):
+        app.backend.mark_as_done(task_id, i)
+    results = ResultSet([AsyncResult(task_id, app=app) for task_id in ids], app=app)
+    assert app.backend.supports_native_join
+    assert results.join_native(timeout=5) == list(range(40))
+    assert results.get(timeout=5) == list(range(40))
+    waiting = ResultSet([AsyncResult("many-0", app=app), AsyncResult("never", app=app)], app=app)
+    with pytest.raises(CeleryTimeoutError):
+        waiting.join_native(timeout=0.3, interval=0.1)
+
+
+def test_result_extended_fields(make_app, storage_conf):
+    app = make_app(result_extended=True, **storage_conf)
+
+    @app.task(name="tests.local_add")
+    def local_add(x, y):
+        return x + y
+
+    request = type("Request", (), {
+        "id": "ext-1", "task": "tests.local_add", "args": [1, 2], "kwargs": {"z": 3},
+        "hostname": "host", "retries": 0, "delivery_info": {"routing_key": "celery"},
+        "ignore_result": False, "group": None, "parent_id": None, "root_id": None,
+        "children": [], "properties": {}, "worker": "host",
+    })()
+    app.backend.store_result("ext-1", 3, states.SUCCESS, request=request)
+    meta = app.backend.get_task_meta("ext-1", cache=False)
+    assert meta["name"] == "tests.local_add"
+    assert meta["args"] == [1, 2]
+    assert meta["kwargs"] == {"z": 3}
+    assert meta["date_done"]
+
+
+def test_results_of_the_earlier_package_stay_readable(make_app, results_dir):
+    results_dir.mkdir(parents=True)
+    task_id = "0b7e6f2a-4b1b-4d8a-9a3c-3f0a5a6c1d2e"
+    earlier = {"status": "SUCCESS", "result": [1, 2], "traceback": None, "children": [],
+               "date_done": "2024-01-01T00:00:00", "task_id": task_id}
+    (results_dir / f"celery-task-meta-{task_id}").write_text(json.dumps(earlier))
+    app = make_app(result_storage="django.core.files.storage.FileSystemStorage",
+                   result_storage_config={"location": str(results_dir)})
+    assert AsyncResult(task_id, app=app).get(timeout=1) == [1, 2]
+
+
+def test_uuid_results_keep_the_earlier_file_names(fs_app, results_dir):
+    task_id = "2c5d6b62-6b0e-4b59-8a3e-86a6b1b3d1f0"
+    fs_app.backend.mark_as_done(task_id, "x")
+    assert (results_dir / f"celery-task-meta-{task_id}").is_file()
+
+
+def test_global_keyprefix(make_app, results_dir):
+    app = make_app(result_storage="filesystem", result_storage_config={"location": str(results_dir)},
+                   result_backend_transport_options={"global_keyprefix": "tenant1"})
+    app.backend.mark_as_done("abc", 1)
+    assert (results_dir / "tenant1_celery-task-meta-abc").is_file()
+    assert AsyncResult("abc", app=app).get(timeout=1) == 1
+
+
+@pytest.mark.parametrize("hostile", ["../../x", "../outside", "/etc/passwd", "a/../../b", "..", "C:\\x"])
+def test_hostile_ids_never_leave_the_location(make_app, tmp_path, hostile):
+    location = tmp_path / "a" / "b" / "results"
+    app = make_app(result_storage="filesystem", result_storage_config={"location": str(location)})
+    # A valid result outside the location must not be readable through any id.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x").write_text(json.dumps({"status": "SUCCESS", "result": "secret"}))
+    (tmp_path / "a" / "celery-task-meta-x").write_text(json.dumps({"status": "SUCCESS", "result": "secret"}))
+    assert app.backend.get_task_meta(hostile)["status"] == states.PENDING
+    app.backend.mark_as_done(hostile, "stored")
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert all(location in p.parents for p in written if p.parent != tmp_path / "a")
+    assert AsyncResult(hostile, app=app).get(timeout=1) == "stored"
+
+
+def test_payloads_and_credentials_stay_out_of_logs(make_app, results_dir, caplog):
+    secret_value = "payload-that-must-not-be-logged"
+    app = make_app(result_storage=ThirdPartyFolderStorage,
+                   result_storage_config={"location": str(results_dir)})
+    with caplog.at_level(logging.DEBUG):
+        app.backend.mark_as_done("quiet", secret_value)
+        app.backend.get_task_meta("quiet")
+        app.backend.cleanup()
+    assert secret_value not in caplog.text
+
+
+def test_cleanup_deletes_exactly_the_expired_results(make_app, storage_conf, results_dir):
+    if storage_conf["result_storage"] is InMemoryStorage:
+        pytest.skip("modified times of InMemoryStorage cannot be set back")
+    app = make_app(result_expires=datetime.timedelta(hours=1), **storage_conf)
+    for name in ("old-1", "old-2", "new-1"):
+        app.backend.mark_as_done(name, name)
+    app.backend.save_group("old-group", GroupResult("old-group", [], app=app))
+    (results_dir / "unrelated.txt").write_text("not a result")
+    past = (datetime.datetime.now() - datetime.timedelta(hours=2)).timestamp()
+    for name in ("celery-task-meta-old-1", "celery-task-meta-old-2", "celery-taskset-meta-old-group",
+                 "unrelated.txt"):
+        os.utime(results_dir / name, (past, past))
+    app.backend.cleanup()
+    assert sorted(p.name for p in results_dir.iterdir() if not p.name.startswith(".")) == [
+        "celery-task-meta-new-1", "unrelated.txt"]
+
+
+def test_cleanup_with_no_expiry_keeps_everything(make_app, results_dir):
+    app = make_app(result_expires=None, result_storage="filesystem",
+                   result_storage_config={"location": str(results_dir)})
+    app.backend.mark_as_done("keep", 1)
+    past = (datetime.datetime.now() - datetime.timedelta(days=30)).timestamp()
+    os.utime(results_dir / "celery-task-meta-keep", (past, past))
+    app.backend.cleanup()
+    assert (results_dir / "celery-task-meta-keep").exists()
+
+
+class Flaky(ThirdPartyFolderStorage):
+    failures = {"count": 0}
+
+    def _open(self, name, mode="rb"):
+        if Flaky.failures["count"] > 0:
+            Flaky.failures["count"] -= 1
+            raise ConnectionResetError("connection reset by peer")
+        return super()._open(name, mode)
+
+
+class CustomTransient(Exception):
+    pass
+
+
+class CustomFlaky(ThirdPartyFolderStorage):
+    def _open(self, name, mode="rb"):
+        if Flaky.failures["count"] > 0:
+            Flaky.failures["count"] -= 1
+            raise CustomTransient("try again")
+        return super()._open(name, mode)
+
+
+def test_transient_errors_retry_under_always_retry(make_app, results_dir):
+    app = make_app(result_storage=Flaky, result_storage_config={"location": str(results_dir)},
+                   result_backend_always_retry=True, result_backend_max_retries=5,
+                   result_backend_base_sleep_between_retries_ms=1)
+    app.backend.mark_as_done("flaky", "ok")
+    Flaky.failures["count"] = 2
+    assert app.backend.get_task_meta("flaky", cache=False)["result"] == "ok"
+    Flaky.failures["count"] = 10
+    with pytest.raises(Exception, match="failed to get meta|connection reset"):
+        app.backend.get_task_meta("flaky", cache=False)
+    Flaky.failures["count"] = 0
+
+
+def test_result_safe_to_retry_adds_exception_classes(make_app, results_dir):
+    app = make_app(result_storage=CustomFlaky, result_storage_config={"location": str(results_dir)},
+                   result_backend_always_retry=True, result_backend_max_retries=3,
+                   result_backend_base_sleep_between_retries_ms=1,
+                   result_safe_to_retry=["tests.test_backend.CustomTransient"])
+    app.backend.mark_as_done("custom", "ok")
+    Flaky.failures["count"] = 2
+    assert app.backend.get_task_meta("custom", cache=False)["result"] == "ok"
+    assert app.backend.exception_safe_to_retry(CustomTransient())
+    assert not app.backend.exception_safe_to_retry(PermissionError())
+
+
+def test_result_safe_to_retry_bad_value_is_named(make_app, results_dir):
+    with pytest.raises(ImproperlyConfigured, match="result_safe_to_retry.*no.such.Error"):
+        _ = make_app(result_storage="filesystem", result_storage_config={"location": str(results_dir)},
+                     result_safe_to_retry=["no.such.Error"]).backend
+
+
+def test_adapter_is_rebuilt_after_fork(fs_app):
+    backend = fs_app.backend
+    parent_adapter = backend.adapter
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            child_adapter = backend.adapter
+            backend.mark_as_done("from-child", "hi")
+            os.write(write_end, b"1" if child_adapter is not parent_adapter else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 1) == b"1"
+    assert backend.adapter is parent_adapter
+    assert backend.get_task_meta("from-child")["result"] == "hi"
+

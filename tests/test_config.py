@@ -1,0 +1,105 @@
+"""Settings resolution: class path, STORAGES alias, preset, default; clear errors."""
+
+import os
+
+import pytest
+from django.core.files.storage import FileSystemStorage, InMemoryStorage
+from django_storage_celery_results.config import default_location, resolve
+from django_storage_celery_results.exceptions import ImproperlyConfigured
+from django_storage_celery_results.generic import GenericAdapter
+from django_storage_celery_results_filesystem import FileSystemAdapter
+
+FS = "django.core.files.storage.FileSystemStorage"
+
+
+def test_earlier_package_configuration_unchanged(tmp_path):
+    config = resolve({"result_storage": FS, "result_storage_config": {"location": str(tmp_path)}})
+    adapter = config.build_adapter()
+    assert isinstance(adapter, FileSystemAdapter)
+    assert adapter.root == str(tmp_path)
+
+
+def test_preset_name(tmp_path):
+    config = resolve({"result_storage": "filesystem",
+                      "result_storage_config": {"location": str(tmp_path)}})
+    assert config.storage_class is FileSystemStorage
+    assert config.provider is not None and config.provider.name == "filesystem"
+
+
+def test_storages_alias_with_options_overridden(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "results": {"BACKEND": FS, "OPTIONS": {"location": "/not/used", "file_permissions_mode": 0o600}},
+    }
+    config = resolve({"result_storage": "results",
+                      "result_storage_config": {"location": str(tmp_path)}})
+    storage = config.build_storage()
+    assert storage.location == str(tmp_path)
+    assert storage.file_permissions_mode == 0o600
+
+
+def test_default_is_a_private_folder_not_media(settings, tmp_path):
+    settings.BASE_DIR = tmp_path
+    config = resolve({})
+    storage = config.build_storage()
+    assert isinstance(storage, FileSystemStorage)
+    assert storage.location == os.path.join(str(tmp_path), "celery-results")
+    assert not storage.location.startswith(str(settings.MEDIA_ROOT))
+    assert default_location() == storage.location
+
+
+def test_class_path_without_location_does_not_use_media_root(settings, tmp_path):
+    settings.BASE_DIR = tmp_path
+    storage = resolve({"result_storage": FS}).build_storage()
+    assert storage.location == os.path.join(str(tmp_path), "celery-results")
+
+
+def test_storage_class_object_and_in_memory_storage_use_the_generic_adapter():
+    config = resolve({"result_storage": InMemoryStorage})
+    assert isinstance(config.build_adapter(), GenericAdapter)
+    config = resolve({"result_storage": "django.core.files.storage.InMemoryStorage"})
+    assert config.provider is None
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"result_storage": "no.such.Storage"}, r"CELERY_RESULT_STORAGE.*cannot import 'no.such.Storage'"),
+        ({"result_storage": "storages.backends.nothing.Storage"},
+         r"cannot import.*pip install django-storages"),
+        ({"result_storage": "filesytem"}, r"'filesytem' is not a dotted class path.*did you mean 'filesystem'"),
+        ({"result_storage": "s3"}, r"needs django-storage-celery-results-s3.*pip install django-storage-celery-results-s3"),
+        ({"result_storage": FS, "result_storage_config": {"locaton": "/x"}},
+         r"CELERY_RESULT_STORAGE_CONFIG.*has the key 'locaton'.*Did you mean 'location'"),
+        ({"result_storage": FS, "result_storage_config": ["location"]}, r"must be a dict"),
+        ({"result_storage": 42}, r"must be a dotted class path"),
+        ({"result_storage": "collections.OrderedDict"}, r"not a django.core.files.storage.Storage subclass"),
+    ],
+)
+def test_errors_name_the_setting_and_the_fix(conf, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        resolve(conf)
+
+
+def test_constructor_errors_never_echo_secrets():
+    secret = "sup3r-s3cret-value"
+
+    class NeedsKey(FileSystemStorage):
+        def __init__(self, location=None, access_key=None):
+            raise ValueError(f"bad key {access_key}")
+
+    config = resolve({"result_storage": NeedsKey, "result_storage_config": {"access_key": secret}})
+    with pytest.raises(ImproperlyConfigured) as error:
+        config.build_storage()
+    assert secret not in str(error.value)
+    assert "access_key" in str(error.value)
+
+
+def test_errors_are_both_celery_and_django_improperly_configured():
+    import celery.exceptions
+    import django.core.exceptions
+
+    with pytest.raises(celery.exceptions.ImproperlyConfigured):
+        resolve({"result_storage": "no.such.Storage"})
+    with pytest.raises(django.core.exceptions.ImproperlyConfigured):
+        resolve({"result_storage": "no.such.Storage"})
