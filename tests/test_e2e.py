@@ -1,0 +1,70 @@
+"""A real `celery worker` (prefork, 2 processes) with a real Redis broker."""
+
+from __future__ import annotations
+
+import pytest
+from celery import chord, group, states
+from celery.result import AsyncResult
+
+pytestmark = pytest.mark.e2e
+
+STORAGES = {
+    "filesystem-provider": "filesystem",
+    "generic-adapter": "tests.storages.ThirdPartyFolderStorage",
+}
+
+
+@pytest.fixture(params=[(storage, serializer) for storage in STORAGES for serializer in ("json", "pickle")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def running(request, redis_url, start_worker, make_app, results_dir):
+    storage_name, serializer = request.param
+    storage = STORAGES[storage_name]
+    worker = start_worker(broker_url=redis_url, result_storage=storage,
+                          result_location=str(results_dir), result_serializer=serializer)
+    client = make_app(broker_url=redis_url, result_storage=storage,
+                      result_storage_config={"location": str(results_dir)},
+                      result_serializer=serializer, task_serializer=serializer, result_extended=True)
+    yield client
+    output = worker.output()
+    # expected task failures log tracebacks; none may pass through our code
+    assert "/django_storage_celery_results" not in output, output
+    assert "Unrecoverable error" not in output, output
+
+
+def test_tasks_groups_chords_failure_and_forget(running, results_dir):
+    app = running
+    add, total, fail = (app.signature(name) for name in ("tests.add", "tests.total", "tests.fail"))
+
+    result = add.clone((2, 3)).delay()
+    assert result.get(timeout=30) == 5
+    assert result.state == states.SUCCESS
+    assert (results_dir / f"celery-task-meta-{result.id}").is_file()
+    assert app.backend.get_task_meta(result.id, cache=False)["name"] == "tests.add"
+
+    failed = fail.clone(("expected failure",)).delay()
+    with pytest.raises(ValueError, match="expected failure"):
+        failed.get(timeout=30)
+    assert failed.state == states.FAILURE
+    assert "ValueError" in failed.traceback
+
+    numbers = group(add.clone((i, i)) for i in range(10)).apply_async()
+    assert numbers.join_native(timeout=30) == [2 * i for i in range(10)]
+    numbers.save()
+    assert app.GroupResult.restore(numbers.id).get(timeout=30) == [2 * i for i in range(10)]
+
+    summed = chord(add.clone((i, 1)) for i in range(6))(total.clone())
+    assert summed.get(timeout=60) == sum(i + 1 for i in range(6))
+
+    result.forget()
+    assert AsyncResult(result.id, app=app).state == states.PENDING
+    assert not (results_dir / f"celery-task-meta-{result.id}").exists()
+    assert all(location.name.startswith(("celery-", "chord-", ".celery-tmp-"))
+               for location in results_dir.iterdir())
+
+
+def test_failed_chord_header_reaches_the_callback(running):
+    app = running
+    add, total, fail = (app.signature(name) for name in ("tests.add", "tests.total", "tests.fail"))
+    broken = chord([add.clone((1, 1)), fail.clone(("expected failure",))])(total.clone())
+    with pytest.raises(Exception, match="expected failure"):
+        broken.get(timeout=60, propagate=True)
