@@ -1,6 +1,6 @@
 """Run the demo: a real Celery worker, a server-less broker, results in files.
 
-    hatch run demo:run        (or ./scripts/demo)
+hatch run demo:run        (or ./scripts/demo)
 """
 
 from __future__ import annotations
@@ -28,10 +28,26 @@ def prepare_folders() -> None:
 def start_worker() -> tuple[subprocess.Popen, Path]:
     log = RUN_DIR / "worker.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "demoproject", "worker", "--pool=prefork",
-         "--concurrency=2", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-         "--without-heartbeat", "-n", "demo@localhost"],
-        cwd=HERE, env=os.environ.copy(), stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "demoproject",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=2",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            "demo@localhost",
+        ],
+        cwd=HERE,
+        env=os.environ.copy(),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while b"ready." not in log.read_bytes():
@@ -74,21 +90,20 @@ def main() -> int:
 
     django.setup()
     from celery import chord, group
-
     from demoproject.celery import app
     from demoproject.tasks import count_words, square, total
 
     backend = app.backend
     print(f"Results are stored in: {backend.adapter.describe()}")
     print(f"Broker: kombu filesystem transport in {RUN_DIR / 'broker'}")
-    worker, log = start_worker()
+    worker, _log = start_worker()
     print("Worker started: prefork pool, 2 processes\n")
     try:
         print("Tasks")
         texts = ["the quick brown fox jumps", "results in any django storage"]
         singles = [count_words.delay(text) for text in texts]
         show_progress("count_words", singles)
-        for text, result in zip(texts, singles):
+        for text, result in zip(texts, singles, strict=True):
             print(f"  count_words({text!r}) = {result.get(timeout=60)}")
 
         print("\nGroup")

@@ -30,12 +30,14 @@ def make_app():
 
     def build(**conf) -> Celery:
         app = Celery(f"test-{len(apps)}", set_as_current=False)
-        app.conf.update({
-            "broker_url": "memory://",
-            "result_backend": "django-storage",
-            "accept_content": ["json", "pickle", "msgpack", "yaml"],
-            **conf,
-        })
+        app.conf.update(
+            {
+                "broker_url": "memory://",
+                "result_backend": "django-storage",
+                "accept_content": ["json", "pickle", "msgpack", "yaml"],
+                **conf,
+            }
+        )
         apps.append(app)
         return app
 
@@ -51,8 +53,7 @@ def results_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fs_app(make_app, results_dir):
-    return make_app(result_storage="filesystem",
-                    result_storage_config={"location": str(results_dir)})
+    return make_app(result_storage="filesystem", result_storage_config={"location": str(results_dir)})
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +65,9 @@ def redis_url() -> Iterator[str]:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
     process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while True:
@@ -93,11 +94,26 @@ class Worker:
         self.log = log
         self.handle = log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
-             "--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"worker-{os.getpid()}-{time.monotonic_ns()}@localhost"],
-            cwd=REPO, env=env, stdout=self.handle, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.celery_app",
+                "worker",
+                "--pool=prefork",
+                f"--concurrency={concurrency}",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"worker-{os.getpid()}-{time.monotonic_ns()}@localhost",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while b"ready." not in log.read_bytes():
@@ -125,8 +141,11 @@ def start_worker(tmp_path):
     workers: list[Worker] = []
 
     def start(**test_env: str) -> Worker:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-               "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        }
         env.update({f"TEST_{key.upper()}": value for key, value in test_env.items()})
         if os.geteuid() == 0:  # CI runs as root; the pickle tests need the worker anyway
             env["C_FORCE_ROOT"] = "1"

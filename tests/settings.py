@@ -22,8 +22,7 @@ CELERY_BROKER_URL = os.environ.get("TEST_BROKER_URL", "memory://")
 CELERY_RESULT_BACKEND = os.environ.get("TEST_RESULT_BACKEND", "django-storage")
 CELERY_RESULT_STORAGE = os.environ.get("TEST_RESULT_STORAGE", "filesystem")
 CELERY_RESULT_STORAGE_CONFIG = {
-    "location": os.environ.get("TEST_RESULT_LOCATION",
-                               os.path.join(tempfile.gettempdir(), "dscr-results")),
+    "location": os.environ.get("TEST_RESULT_LOCATION", os.path.join(tempfile.gettempdir(), "dscr-results")),
 }
 CELERY_RESULT_SERIALIZER = os.environ.get("TEST_RESULT_SERIALIZER", "json")
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER

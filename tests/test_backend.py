@@ -6,7 +6,6 @@ import datetime
 import json
 import logging
 import os
-import pickle
 
 import pytest
 from celery import states
@@ -14,11 +13,11 @@ from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult, GroupResult, ResultSet
 from django.core.files.storage import InMemoryStorage
+
 from django_storage_celery_results.backends import StorageBackend
 from django_storage_celery_results.exceptions import ImproperlyConfigured
 from django_storage_celery_results.generic import GenericAdapter
 from django_storage_celery_results_filesystem import FileSystemAdapter
-
 from tests.storages import ThirdPartyFolderStorage
 
 STORAGE_KINDS = ["filesystem", "third-party", "memory"]
@@ -29,8 +28,10 @@ def storage_conf(request, results_dir):
     if request.param == "filesystem":
         return {"result_storage": "filesystem", "result_storage_config": {"location": str(results_dir)}}
     if request.param == "third-party":
-        return {"result_storage": "tests.storages.ThirdPartyFolderStorage",
-                "result_storage_config": {"location": str(results_dir)}}
+        return {
+            "result_storage": "tests.storages.ThirdPartyFolderStorage",
+            "result_storage_config": {"location": str(results_dir)},
+        }
     return {"result_storage": InMemoryStorage}
 
 
@@ -41,16 +42,20 @@ def backend(make_app, storage_conf) -> StorageBackend:
 
 def test_alias_and_class_path_select_this_backend(make_app, results_dir):
     for name in ("django-storage", "django_storage_celery_results.backends.StorageBackend"):
-        app = make_app(result_backend=name, result_storage="filesystem",
-                       result_storage_config={"location": str(results_dir)})
+        app = make_app(
+            result_backend=name,
+            result_storage="filesystem",
+            result_storage_config={"location": str(results_dir)},
+        )
         assert isinstance(app.backend, StorageBackend)
 
 
 def test_adapter_choice(make_app, results_dir):
     fs = make_app(result_storage="filesystem", result_storage_config={"location": str(results_dir)})
     assert isinstance(fs.backend.adapter, FileSystemAdapter)
-    generic = make_app(result_storage=ThirdPartyFolderStorage,
-                       result_storage_config={"location": str(results_dir)})
+    generic = make_app(
+        result_storage=ThirdPartyFolderStorage, result_storage_config={"location": str(results_dir)}
+    )
     assert isinstance(generic.backend.adapter, GenericAdapter)
 
 
@@ -74,8 +79,11 @@ def test_every_serializer_and_compression_round_trips(make_app, storage_conf, se
 
 
 def test_compressed_payload_is_smaller_and_marked(make_app, results_dir):
-    app = make_app(result_storage="filesystem", result_compression="zlib",
-                   result_storage_config={"location": str(results_dir)})
+    app = make_app(
+        result_storage="filesystem",
+        result_compression="zlib",
+        result_storage_config={"location": str(results_dir)},
+    )
     app.backend.store_result("big", "x" * 100_000, states.SUCCESS)
     data = (results_dir / "celery-task-meta-big").read_bytes()
     assert data.startswith(b"\x00celery-compressed\x00")
@@ -171,12 +179,26 @@ def test_result_extended_fields(make_app, storage_conf):
     def local_add(x, y):
         return x + y
 
-    request = type("Request", (), {
-        "id": "ext-1", "task": "tests.local_add", "args": [1, 2], "kwargs": {"z": 3},
-        "hostname": "host", "retries": 0, "delivery_info": {"routing_key": "celery"},
-        "ignore_result": False, "group": None, "parent_id": None, "root_id": None,
-        "children": [], "properties": {}, "worker": "host",
-    })()
+    request = type(
+        "Request",
+        (),
+        {
+            "id": "ext-1",
+            "task": "tests.local_add",
+            "args": [1, 2],
+            "kwargs": {"z": 3},
+            "hostname": "host",
+            "retries": 0,
+            "delivery_info": {"routing_key": "celery"},
+            "ignore_result": False,
+            "group": None,
+            "parent_id": None,
+            "root_id": None,
+            "children": [],
+            "properties": {},
+            "worker": "host",
+        },
+    )()
     app.backend.store_result("ext-1", 3, states.SUCCESS, request=request)
     meta = app.backend.get_task_meta("ext-1", cache=False)
     assert meta["name"] == "tests.local_add"
@@ -188,11 +210,19 @@ def test_result_extended_fields(make_app, storage_conf):
 def test_results_of_the_earlier_package_stay_readable(make_app, results_dir):
     results_dir.mkdir(parents=True)
     task_id = "0b7e6f2a-4b1b-4d8a-9a3c-3f0a5a6c1d2e"
-    earlier = {"status": "SUCCESS", "result": [1, 2], "traceback": None, "children": [],
-               "date_done": "2024-01-01T00:00:00", "task_id": task_id}
+    earlier = {
+        "status": "SUCCESS",
+        "result": [1, 2],
+        "traceback": None,
+        "children": [],
+        "date_done": "2024-01-01T00:00:00",
+        "task_id": task_id,
+    }
     (results_dir / f"celery-task-meta-{task_id}").write_text(json.dumps(earlier))
-    app = make_app(result_storage="django.core.files.storage.FileSystemStorage",
-                   result_storage_config={"location": str(results_dir)})
+    app = make_app(
+        result_storage="django.core.files.storage.FileSystemStorage",
+        result_storage_config={"location": str(results_dir)},
+    )
     assert AsyncResult(task_id, app=app).get(timeout=1) == [1, 2]
 
 
@@ -203,8 +233,11 @@ def test_uuid_results_keep_the_earlier_file_names(fs_app, results_dir):
 
 
 def test_global_keyprefix(make_app, results_dir):
-    app = make_app(result_storage="filesystem", result_storage_config={"location": str(results_dir)},
-                   result_backend_transport_options={"global_keyprefix": "tenant1"})
+    app = make_app(
+        result_storage="filesystem",
+        result_storage_config={"location": str(results_dir)},
+        result_backend_transport_options={"global_keyprefix": "tenant1"},
+    )
     app.backend.mark_as_done("abc", 1)
     assert (results_dir / "tenant1_celery-task-meta-abc").is_file()
     assert AsyncResult("abc", app=app).get(timeout=1) == 1
@@ -227,8 +260,9 @@ def test_hostile_ids_never_leave_the_location(make_app, tmp_path, hostile):
 
 def test_payloads_and_credentials_stay_out_of_logs(make_app, results_dir, caplog):
     secret_value = "payload-that-must-not-be-logged"
-    app = make_app(result_storage=ThirdPartyFolderStorage,
-                   result_storage_config={"location": str(results_dir)})
+    app = make_app(
+        result_storage=ThirdPartyFolderStorage, result_storage_config={"location": str(results_dir)}
+    )
     with caplog.at_level(logging.DEBUG):
         app.backend.mark_as_done("quiet", secret_value)
         app.backend.get_task_meta("quiet")
@@ -245,17 +279,24 @@ def test_cleanup_deletes_exactly_the_expired_results(make_app, storage_conf, res
     app.backend.save_group("old-group", GroupResult("old-group", [], app=app))
     (results_dir / "unrelated.txt").write_text("not a result")
     past = (datetime.datetime.now() - datetime.timedelta(hours=2)).timestamp()
-    for name in ("celery-task-meta-old-1", "celery-task-meta-old-2", "celery-taskset-meta-old-group",
-                 "unrelated.txt"):
+    for name in (
+        "celery-task-meta-old-1",
+        "celery-task-meta-old-2",
+        "celery-taskset-meta-old-group",
+        "unrelated.txt",
+    ):
         os.utime(results_dir / name, (past, past))
     app.backend.cleanup()
     assert sorted(p.name for p in results_dir.iterdir() if not p.name.startswith(".")) == [
-        "celery-task-meta-new-1", "unrelated.txt"]
+        "celery-task-meta-new-1",
+        "unrelated.txt",
+    ]
 
 
 def test_cleanup_with_no_expiry_keeps_everything(make_app, results_dir):
-    app = make_app(result_expires=None, result_storage="filesystem",
-                   result_storage_config={"location": str(results_dir)})
+    app = make_app(
+        result_expires=None, result_storage="filesystem", result_storage_config={"location": str(results_dir)}
+    )
     app.backend.mark_as_done("keep", 1)
     past = (datetime.datetime.now() - datetime.timedelta(days=30)).timestamp()
     os.utime(results_dir / "celery-task-meta-keep", (past, past))
@@ -286,23 +327,31 @@ class CustomFlaky(ThirdPartyFolderStorage):
 
 
 def test_transient_errors_retry_under_always_retry(make_app, results_dir):
-    app = make_app(result_storage=Flaky, result_storage_config={"location": str(results_dir)},
-                   result_backend_always_retry=True, result_backend_max_retries=5,
-                   result_backend_base_sleep_between_retries_ms=1)
+    app = make_app(
+        result_storage=Flaky,
+        result_storage_config={"location": str(results_dir)},
+        result_backend_always_retry=True,
+        result_backend_max_retries=5,
+        result_backend_base_sleep_between_retries_ms=1,
+    )
     app.backend.mark_as_done("flaky", "ok")
     Flaky.failures["count"] = 2
     assert app.backend.get_task_meta("flaky", cache=False)["result"] == "ok"
     Flaky.failures["count"] = 10
-    with pytest.raises(Exception, match="failed to get meta|connection reset"):
+    with pytest.raises(Exception, match=r"failed to get meta|connection reset"):
         app.backend.get_task_meta("flaky", cache=False)
     Flaky.failures["count"] = 0
 
 
 def test_result_safe_to_retry_adds_exception_classes(make_app, results_dir):
-    app = make_app(result_storage=CustomFlaky, result_storage_config={"location": str(results_dir)},
-                   result_backend_always_retry=True, result_backend_max_retries=3,
-                   result_backend_base_sleep_between_retries_ms=1,
-                   result_safe_to_retry=["tests.test_backend.CustomTransient"])
+    app = make_app(
+        result_storage=CustomFlaky,
+        result_storage_config={"location": str(results_dir)},
+        result_backend_always_retry=True,
+        result_backend_max_retries=3,
+        result_backend_base_sleep_between_retries_ms=1,
+        result_safe_to_retry=["tests.test_backend.CustomTransient"],
+    )
     app.backend.mark_as_done("custom", "ok")
     Flaky.failures["count"] = 2
     assert app.backend.get_task_meta("custom", cache=False)["result"] == "ok"
@@ -311,9 +360,12 @@ def test_result_safe_to_retry_adds_exception_classes(make_app, results_dir):
 
 
 def test_result_safe_to_retry_bad_value_is_named(make_app, results_dir):
-    with pytest.raises(ImproperlyConfigured, match="result_safe_to_retry.*no.such.Error"):
-        _ = make_app(result_storage="filesystem", result_storage_config={"location": str(results_dir)},
-                     result_safe_to_retry=["no.such.Error"]).backend
+    with pytest.raises(ImproperlyConfigured, match=r"result_safe_to_retry.*no\.such\.Error"):
+        _ = make_app(
+            result_storage="filesystem",
+            result_storage_config={"location": str(results_dir)},
+            result_safe_to_retry=["no.such.Error"],
+        ).backend
 
 
 def test_adapter_is_rebuilt_after_fork(fs_app):
@@ -332,4 +384,3 @@ def test_adapter_is_rebuilt_after_fork(fs_app):
     assert os.read(read_end, 1) == b"1"
     assert backend.adapter is parent_adapter
     assert backend.get_task_meta("from-child")["result"] == "hi"
-

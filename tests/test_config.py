@@ -4,6 +4,7 @@ import os
 
 import pytest
 from django.core.files.storage import FileSystemStorage, InMemoryStorage
+
 from django_storage_celery_results.config import default_location, resolve
 from django_storage_celery_results.exceptions import ImproperlyConfigured
 from django_storage_celery_results.generic import GenericAdapter
@@ -20,8 +21,7 @@ def test_earlier_package_configuration_unchanged(tmp_path):
 
 
 def test_preset_name(tmp_path):
-    config = resolve({"result_storage": "filesystem",
-                      "result_storage_config": {"location": str(tmp_path)}})
+    config = resolve({"result_storage": "filesystem", "result_storage_config": {"location": str(tmp_path)}})
     assert config.storage_class is FileSystemStorage
     assert config.provider is not None and config.provider.name == "filesystem"
 
@@ -31,8 +31,7 @@ def test_storages_alias_with_options_overridden(settings, tmp_path):
         **settings.STORAGES,
         "results": {"BACKEND": FS, "OPTIONS": {"location": "/not/used", "file_permissions_mode": 0o600}},
     }
-    config = resolve({"result_storage": "results",
-                      "result_storage_config": {"location": str(tmp_path)}})
+    config = resolve({"result_storage": "results", "result_storage_config": {"location": str(tmp_path)}})
     storage = config.build_storage()
     assert storage.location == str(tmp_path)
     assert storage.file_permissions_mode == 0o600
@@ -65,12 +64,22 @@ def test_storage_class_object_and_in_memory_storage_use_the_generic_adapter():
     ("conf", "message"),
     [
         ({"result_storage": "no.such.Storage"}, r"CELERY_RESULT_STORAGE.*cannot import 'no.such.Storage'"),
-        ({"result_storage": "storages.backends.nothing.Storage"},
-         r"cannot import.*pip install django-storages"),
-        ({"result_storage": "filesytem"}, r"'filesytem' is not a dotted class path.*did you mean 'filesystem'"),
-        ({"result_storage": "s3"}, r"needs django-storage-celery-results-s3.*pip install django-storage-celery-results-s3"),
-        ({"result_storage": FS, "result_storage_config": {"locaton": "/x"}},
-         r"CELERY_RESULT_STORAGE_CONFIG.*has the key 'locaton'.*Did you mean 'location'"),
+        (
+            {"result_storage": "storages.backends.nothing.Storage"},
+            r"cannot import.*pip install django-storages",
+        ),
+        (
+            {"result_storage": "filesytem"},
+            r"'filesytem' is not a dotted class path.*did you mean 'filesystem'",
+        ),
+        (
+            {"result_storage": "s3"},
+            r"needs django-storage-celery-results-s3.*pip install django-storage-celery-results-s3",
+        ),
+        (
+            {"result_storage": FS, "result_storage_config": {"locaton": "/x"}},
+            r"CELERY_RESULT_STORAGE_CONFIG.*has the key 'locaton'.*Did you mean 'location'",
+        ),
         ({"result_storage": FS, "result_storage_config": ["location"]}, r"must be a dict"),
         ({"result_storage": 42}, r"must be a dotted class path"),
         ({"result_storage": "collections.OrderedDict"}, r"not a django.core.files.storage.Storage subclass"),

@@ -14,16 +14,27 @@ STORAGES = {
 }
 
 
-@pytest.fixture(params=[(storage, serializer) for storage in STORAGES for serializer in ("json", "pickle")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    params=[(storage, serializer) for storage in STORAGES for serializer in ("json", "pickle")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def running(request, redis_url, start_worker, make_app, results_dir):
     storage_name, serializer = request.param
     storage = STORAGES[storage_name]
-    worker = start_worker(broker_url=redis_url, result_storage=storage,
-                          result_location=str(results_dir), result_serializer=serializer)
-    client = make_app(broker_url=redis_url, result_storage=storage,
-                      result_storage_config={"location": str(results_dir)},
-                      result_serializer=serializer, task_serializer=serializer, result_extended=True)
+    worker = start_worker(
+        broker_url=redis_url,
+        result_storage=storage,
+        result_location=str(results_dir),
+        result_serializer=serializer,
+    )
+    client = make_app(
+        broker_url=redis_url,
+        result_storage=storage,
+        result_storage_config={"location": str(results_dir)},
+        result_serializer=serializer,
+        task_serializer=serializer,
+        result_extended=True,
+    )
     yield client
     output = worker.output()
     # expected task failures log tracebacks; none may pass through our code
@@ -58,8 +69,9 @@ def test_tasks_groups_chords_failure_and_forget(running, results_dir):
     result.forget()
     assert AsyncResult(result.id, app=app).state == states.PENDING
     assert not (results_dir / f"celery-task-meta-{result.id}").exists()
-    assert all(location.name.startswith(("celery-", "chord-", ".celery-tmp-"))
-               for location in results_dir.iterdir())
+    assert all(
+        location.name.startswith(("celery-", "chord-", ".celery-tmp-")) for location in results_dir.iterdir()
+    )
 
 
 def test_failed_chord_header_reaches_the_callback(running):

@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from celery import states
 from django.core.files.storage import FileSystemStorage
+
 from django_storage_celery_results.adapters import CREATE, Update
 from django_storage_celery_results.exceptions import VersionMismatch
 from django_storage_celery_results_filesystem import FileSystemAdapter
@@ -32,8 +33,19 @@ def count_fs_calls(monkeypatch):
         monkeypatch.setattr(module, name, counted)
 
     wrap(builtins, "open", "open")
-    for name in ("open", "link", "replace", "rename", "stat", "lstat", "scandir", "listdir",
-                 "unlink", "makedirs", "mkdir"):
+    for name in (
+        "open",
+        "link",
+        "replace",
+        "rename",
+        "stat",
+        "lstat",
+        "scandir",
+        "listdir",
+        "unlink",
+        "makedirs",
+        "mkdir",
+    ):
         wrap(os, name, f"os.{name}")
     return calls
 
@@ -71,8 +83,9 @@ def test_started_then_success_needs_no_read(fs_app, count_fs_calls):
 
 
 def test_files_honour_the_storage_permissions(tmp_path):
-    storage = FileSystemStorage(location=str(tmp_path / "new"), file_permissions_mode=0o640,
-                                directory_permissions_mode=0o750)
+    storage = FileSystemStorage(
+        location=str(tmp_path / "new"), file_permissions_mode=0o640, directory_permissions_mode=0o750
+    )
     adapter = FileSystemAdapter(storage)
     adapter.put("celery-task-meta-x", b"{}", CREATE)
     assert (os.stat(tmp_path / "new" / "celery-task-meta-x").st_mode & 0o777) == 0o640
@@ -171,8 +184,7 @@ def test_concurrent_readers_never_see_a_partial_or_missing_result(tmp_path):
     adapter.put("busy", payloads[0], CREATE)
     stop, queue = FORK.Event(), FORK.Queue()
     writer = FORK.Process(target=_rewrite, args=(str(tmp_path), stop, payloads))
-    readers = [FORK.Process(target=_read_many, args=(str(tmp_path), payloads, 300, queue))
-               for _ in range(3)]
+    readers = [FORK.Process(target=_read_many, args=(str(tmp_path), payloads, 300, queue)) for _ in range(3)]
     writer.start()
     for reader in readers:
         reader.start()

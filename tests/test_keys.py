@@ -3,18 +3,39 @@
 import uuid
 
 import pytest
-from django_storage_celery_results.exceptions import ImproperlyConfigured, InvalidResultId
-from django_storage_celery_results.keys import MAX_NAME_BYTES, KeyLayout
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from django_storage_celery_results.exceptions import ImproperlyConfigured, InvalidResultId
+from django_storage_celery_results.keys import MAX_NAME_BYTES, KeyLayout
 
 TASK, GROUP, CHORD = "celery-task-meta-", "celery-taskset-meta-", "chord-unlock-"
 layout = KeyLayout((TASK, GROUP, CHORD), setting="test")
 
 HOSTILE = [
-    "../x", "../../etc/passwd", "/abs/path", "a/b", "a\\b", "..\\..\\x", ".", "..",
-    "nul\x00byte", "tab\tid", "new\nline", "\x7f", "ÿ", "日本語", "e\u0301", "É",
-    "C:\\windows", "~", " ", "..." , "-", "_x", "UPPER",
+    "../x",
+    "../../etc/passwd",
+    "/abs/path",
+    "a/b",
+    "a\\b",
+    "..\\..\\x",
+    ".",
+    "..",
+    "nul\x00byte",
+    "tab\tid",
+    "new\nline",
+    "\x7f",
+    "ÿ",
+    "日本語",
+    "e\u0301",
+    "É",
+    "C:\\windows",
+    "~",
+    " ",
+    "...",
+    "-",
+    "_x",
+    "UPPER",
 ]
 
 

@@ -12,7 +12,7 @@ import abc
 import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 from django.core.files.storage import Storage
 
@@ -27,7 +27,7 @@ class Update:
     version: str
 
 
-PutMode = Union[Literal["overwrite", "create"], Update]
+PutMode = Literal["overwrite", "create"] | Update
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,9 @@ class StorageAdapter(abc.ABC):
         """The object's bytes and version, or None when it does not exist."""
 
     @abc.abstractmethod
-    def put(self, name: str, data: bytes, mode: PutMode = OVERWRITE,
-            content: Content = Content()) -> str | None:
+    def put(
+        self, name: str, data: bytes, mode: PutMode = OVERWRITE, content: Content = Content()
+    ) -> str | None:
         """Store data under name; return the new version where known.
 
         Raises VersionMismatch when a CREATE finds the object or an Update
@@ -93,9 +94,5 @@ class StorageAdapter(abc.ABC):
         where = f" at {location!s}" if location else ""
         return f"{type(self.storage).__name__}{where}"
 
-    def close(self) -> None:
-        """Release clients; called when a process stops using the adapter."""
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
-

@@ -58,15 +58,16 @@ class StorageBackend(KeyValueStoreBackend):
         )
         self.storage_config: StorageConfig = resolve(conf)
         self.safe_to_retry = _exception_classes(conf.get("result_safe_to_retry"))
-        self.concurrency = _positive_int(conf.get("result_storage_concurrency"),
-                                         DEFAULT_CONCURRENCY, "result_storage_concurrency")
+        self.concurrency = _positive_int(
+            conf.get("result_storage_concurrency"), DEFAULT_CONCURRENCY, "result_storage_concurrency"
+        )
         self._content = Content(content_type=self.content_type)
         self._lock = threading.Lock()
         self._pid = -1
         self._adapter: StorageAdapter | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._versions: OrderedDict[str, str] = OrderedDict()
-        self.adapter  # fail fast on a storage that cannot be built
+        # Build now so a storage that cannot be built fails at startup.
         logger.debug("Celery results: %s via %s", self.storage_config.source, self.adapter)
 
     # -- per-process resources -------------------------------------------------
@@ -85,11 +86,12 @@ class StorageBackend(KeyValueStoreBackend):
         return self._adapter
 
     def _pool(self) -> ThreadPoolExecutor:
-        self.adapter  # resets the pool after a fork
+        _ = self.adapter  # a forked child gets its own pool
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
-                    max_workers=self.concurrency, thread_name_prefix="celery-results")
+                    max_workers=self.concurrency, thread_name_prefix="celery-results"
+                )
             return self._executor
 
     def _remember(self, name: str, version: str | None) -> None:
@@ -142,10 +144,10 @@ class StorageBackend(KeyValueStoreBackend):
 
     # -- results -----------------------------------------------------------------
 
-    def _store_result(self, task_id: str, result: Any, state: str,
-                      traceback: Any = None, request: Any = None, **kwargs: Any) -> Any:
-        meta = self._get_result_meta(result=result, state=state,
-                                     traceback=traceback, request=request)
+    def _store_result(
+        self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
+    ) -> Any:
+        meta = self._get_result_meta(result=result, state=state, traceback=traceback, request=request)
         meta["task_id"] = bytes_to_str(task_id)
         name = self.get_key_for_task(task_id)
         payload = self.encode(meta)
@@ -184,8 +186,7 @@ class StorageBackend(KeyValueStoreBackend):
             if current.version is None:
                 raise RuntimeError(f"{adapter!r} returned no version for {name!r}")
             mode = Update(current.version)
-        raise VersionMismatch(
-            f"result {name!r} kept changing under {MAX_WRITE_ROUNDS} conditional writes")
+        raise VersionMismatch(f"result {name!r} kept changing under {MAX_WRITE_ROUNDS} conditional writes")
 
     # -- retries and expiry ------------------------------------------------------
 
@@ -201,14 +202,21 @@ class StorageBackend(KeyValueStoreBackend):
         if not self.expires:
             return
         cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
-            seconds=float(self.expires))
-        expired = [item.name for item in self.adapter.list()
-                   if self.layout.owns(item.name) and item.modified < cutoff]
+            seconds=float(self.expires)
+        )
+        expired = [
+            item.name
+            for item in self.adapter.list()
+            if self.layout.owns(item.name) and item.modified < cutoff
+        ]
         for name in expired:
             self._remember(name, None)
         self.adapter.delete_many(expired)
-        logger.info("Celery results cleanup: deleted %d expired results from %s",
-                    len(expired), self.adapter.describe())
+        logger.info(
+            "Celery results cleanup: deleted %d expired results from %s",
+            len(expired),
+            self.adapter.describe(),
+        )
 
     def as_uri(self, include_password: bool = False) -> str:
         return "django-storage://"
@@ -244,6 +252,7 @@ def _exception_classes(value: Any) -> tuple[type[BaseException], ...]:
         if not (isinstance(cls, type) and issubclass(cls, BaseException)):
             raise ImproperlyConfigured(
                 f"CELERY_RESULT_SAFE_TO_RETRY (result_safe_to_retry) must list exception "
-                f"classes or their dotted paths; {item!r} is not one")
+                f"classes or their dotted paths; {item!r} is not one"
+            )
         classes.append(cls)
     return tuple(classes)

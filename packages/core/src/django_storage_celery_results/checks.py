@@ -34,8 +34,11 @@ def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.
         config = resolve(conf)
         adapter = config.build_adapter()
     except ImproperlyConfigured as exc:
-        return [checks.Error(str(exc), id="django_storage_celery_results.E001",
-                             hint="Fix the setting named above.")]
+        return [
+            checks.Error(
+                str(exc), id="django_storage_celery_results.E001", hint="Fix the setting named above."
+            )
+        ]
     messages = list(web_served_warnings(adapter.storage))
     if config.provider is not None and config.provider.checks is not None:
         messages.extend(config.provider.checks(adapter))
@@ -52,7 +55,7 @@ def web_served_warnings(storage: Any) -> Iterable[checks.CheckMessage]:
                 f"Celery results are stored in {location}, inside {setting} "
                 f"({folder}), which the web server may publish.",
                 hint="Set CELERY_RESULT_STORAGE_CONFIG = {'location': ...} to a "
-                     "folder that is not served, or leave it unset for the default.",
+                "folder that is not served, or leave it unset for the default.",
                 id="django_storage_celery_results.W001",
             )
 

@@ -8,9 +8,8 @@ Celery writes and reads the same bytes.
 
 from __future__ import annotations
 
-from kombu.compression import compress, decompress
+from kombu.compression import compress, decompress, get_encoder
 from kombu.compression import encoders as compression_encoders
-from kombu.compression import get_encoder
 
 from .exceptions import ImproperlyConfigured
 
@@ -41,6 +40,5 @@ def unpack(payload: bytes) -> bytes:
     """Undo pack(); payloads without the marker are returned unchanged."""
     if not payload.startswith(COMPRESSED_MARKER):
         return payload
-    content_type, _, body = payload[len(COMPRESSED_MARKER):].partition(b"\x00")
+    content_type, _, body = payload[len(COMPRESSED_MARKER) :].partition(b"\x00")
     return decompress(body, content_type.decode("utf-8"))
-

@@ -86,8 +86,7 @@ def resolve(conf: Mapping[str, Any]) -> StorageConfig:
     config = conf.get("result_storage_config") or {}
     if not isinstance(config, Mapping):
         raise ImproperlyConfigured(
-            f"{CONFIG_SETTING} must be a dict of storage constructor arguments, "
-            f"not {type(config).__name__}"
+            f"{CONFIG_SETTING} must be a dict of storage constructor arguments, not {type(config).__name__}"
         )
     options = dict(config)
     if not value:
@@ -118,8 +117,7 @@ def resolve(conf: Mapping[str, Any]) -> StorageConfig:
     return _finish(source, storage_class, options, defaults=True)
 
 
-def _finish(source: str, storage_class: type, options: dict[str, Any],
-            defaults: bool) -> StorageConfig:
+def _finish(source: str, storage_class: type, options: dict[str, Any], defaults: bool) -> StorageConfig:
     if not (isinstance(storage_class, type) and issubclass(storage_class, Storage)):
         raise ImproperlyConfigured(f"{source} is not a django.core.files.storage.Storage subclass")
     if defaults and issubclass(storage_class, FileSystemStorage) and not options.get("location"):
@@ -141,9 +139,7 @@ def _import_storage_class(path: str, source: str) -> type[Storage]:
         module = path.split(".", 1)[0]
         hint = _DISTRIBUTION_OF_MODULE.get(module)
         install = f"; install it with: pip install {hint}" if hint else ""
-        raise ImproperlyConfigured(
-            f"{source}: cannot import {path!r} ({exc}){install}"
-        ) from None
+        raise ImproperlyConfigured(f"{source}: cannot import {path!r} ({exc}){install}") from None
 
 
 def _preset(name: str) -> Provider:
@@ -174,8 +170,11 @@ def _check_arguments(storage_class: type, options: Mapping[str, Any], source: st
     parameters.pop("self", None)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return  # the class validates its own keyword settings
-    accepted = [name for name, p in parameters.items()
-                if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    accepted = [
+        name
+        for name, p in parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
     for key in options:
         if key not in accepted:
             close = difflib.get_close_matches(key, accepted, n=1)

@@ -45,8 +45,9 @@ class GenericAdapter(StorageAdapter):
         except Exception:
             return False
 
-    def put(self, name: str, data: bytes, mode: PutMode = OVERWRITE,
-            content: Content = Content()) -> str | None:
+    def put(
+        self, name: str, data: bytes, mode: PutMode = OVERWRITE, content: Content = Content()
+    ) -> str | None:
         if mode != OVERWRITE:
             raise NotImplementedError("the generic adapter cannot write conditionally")
         saved = self.storage.save(name, ContentFile(data, name=name))

@@ -52,8 +52,9 @@ class KeyLayout:
         if _PLAIN_ID.fullmatch(text):
             encoded = text
         else:
-            encoded = _ENCODED_MARK + base64.b32encode(
-                text.encode("utf-8")).decode("ascii").rstrip("=").lower()
+            encoded = (
+                _ENCODED_MARK + base64.b32encode(text.encode("utf-8")).decode("ascii").rstrip("=").lower()
+            )
         name = f"{prefix}{encoded}"
         if len(name.encode("ascii")) > MAX_NAME_BYTES:
             raise InvalidResultId(
@@ -64,8 +65,7 @@ class KeyLayout:
 
     def owns(self, name: str) -> bool:
         """True for names this layout could have produced (used by cleanup)."""
-        return any(name.startswith(prefix) and len(name) > len(prefix)
-                   for prefix in self.prefixes)
+        return any(name.startswith(prefix) and len(name) > len(prefix) for prefix in self.prefixes)
 
     @staticmethod
     def _id_text(ident: object) -> str:
@@ -75,14 +75,13 @@ class KeyLayout:
             try:
                 return bytes(ident).decode("utf-8")
             except UnicodeDecodeError:
-                raise InvalidResultId(
-                    f"result id {_short(ident)} cannot be stored: not UTF-8") from None
+                raise InvalidResultId(f"result id {_short(ident)} cannot be stored: not UTF-8") from None
         if isinstance(ident, str):
             try:
                 ident.encode("utf-8")
             except UnicodeEncodeError:
                 raise InvalidResultId(
-                    f"result id {_short(ident)} cannot be stored: "
-                    "it holds lone surrogates") from None
+                    f"result id {_short(ident)} cannot be stored: it holds lone surrogates"
+                ) from None
             return ident
         raise InvalidResultId(f"result id {_short(ident)} is not a string")

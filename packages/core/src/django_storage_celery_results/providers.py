@@ -89,8 +89,7 @@ def registry() -> Registry:
                 raise TypeError(f"{entry.value} is not a Provider")
         except Exception as exc:  # a broken provider must not break the others
             broken[entry.name] = f"{type(exc).__name__}: {exc}"
-            logger.warning("Result storage provider %r failed to load: %s",
-                           entry.name, broken[entry.name])
+            logger.warning("Result storage provider %r failed to load: %s", entry.name, broken[entry.name])
             continue
         providers[provider.name] = provider
     return Registry(providers, broken)

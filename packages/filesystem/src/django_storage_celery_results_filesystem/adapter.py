@@ -14,6 +14,7 @@ and never a partial one. The version of a result is its file identity
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import os
@@ -21,6 +22,7 @@ import tempfile
 from collections.abc import Iterator
 
 from django.core.files.storage import FileSystemStorage
+
 from django_storage_celery_results.adapters import (
     CREATE,
     OVERWRITE,
@@ -65,8 +67,9 @@ class FileSystemAdapter(StorageAdapter):
         except FileNotFoundError:
             return None
 
-    def put(self, name: str, data: bytes, mode: PutMode = OVERWRITE,
-            content: Content = Content()) -> str | None:
+    def put(
+        self, name: str, data: bytes, mode: PutMode = OVERWRITE, content: Content = Content()
+    ) -> str | None:
         path = self._path(name)
         temp, version = self._write_temp(data)
         try:
@@ -83,10 +86,8 @@ class FileSystemAdapter(StorageAdapter):
                 raise ValueError(f"unsupported put mode {mode!r}")
             return version
         finally:
-            try:
+            with contextlib.suppress(FileNotFoundError):  # already moved into place
                 os.unlink(temp)
-            except FileNotFoundError:
-                pass  # moved into place
 
     def _write_temp(self, data: bytes) -> tuple[str, str]:
         try:
@@ -133,17 +134,17 @@ class FileSystemAdapter(StorageAdapter):
             except FileNotFoundError:
                 raise VersionMismatch(name) from None
             if _version(locked) != expected or (current.st_dev, current.st_ino) != (
-                    locked.st_dev, locked.st_ino):
+                locked.st_dev,
+                locked.st_ino,
+            ):
                 raise VersionMismatch(name)
             os.replace(temp, path)
         finally:
             os.close(fd)  # releases the lock
 
     def delete(self, name: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(name))
-        except FileNotFoundError:
-            pass
 
     def list(self) -> Iterator[ListedObject]:
         try:
@@ -160,8 +161,9 @@ class FileSystemAdapter(StorageAdapter):
                     mtime = entry.stat(follow_symlinks=False).st_mtime
                 except FileNotFoundError:
                     continue
-                yield ListedObject(entry.name, datetime.datetime.fromtimestamp(
-                    mtime, tz=datetime.timezone.utc))
+                yield ListedObject(
+                    entry.name, datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
+                )
 
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, OSError) and exc.errno in _RETRYABLE_ERRNOS:
