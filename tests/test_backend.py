@@ -384,3 +384,38 @@ def test_adapter_is_rebuilt_after_fork(fs_app):
     assert os.read(read_end, 1) == b"1"
     assert backend.adapter is parent_adapter
     assert backend.get_task_meta("from-child")["result"] == "hi"
+
+
+class CountingMemoryStorage(InMemoryStorage):
+    """InMemoryStorage that counts the Storage API calls the backend makes."""
+
+    calls: list[str] = []
+
+    def open(self, name, mode="rb"):
+        self.calls.append("open")
+        return super().open(name, mode)
+
+    def save(self, name, content, max_length=None):
+        self.calls.append("save")
+        return super().save(name, content, max_length)
+
+    def delete(self, name):
+        self.calls.append("delete")
+        return super().delete(name)
+
+
+def test_generic_adapter_storage_calls(make_app):
+    backend = make_app(result_storage=CountingMemoryStorage).backend
+    CountingMemoryStorage.calls = []
+    backend.mark_as_started("g")
+    assert CountingMemoryStorage.calls == ["open", "save"]  # read first (Celery's rule), then write
+    CountingMemoryStorage.calls = []
+    backend.get_task_meta("g", cache=False)
+    assert CountingMemoryStorage.calls == ["open"]
+    CountingMemoryStorage.calls = []
+    backend.mark_as_done("g", 1)
+    # InMemoryStorage keeps existing files, so the rewrite replaces the
+    # original and drops the copy the storage saved beside it.
+    assert CountingMemoryStorage.calls == ["open", "save", "delete", "save", "delete"]
+    assert backend.get_task_meta("g", cache=False)["result"] == 1
+    assert backend.adapter.storage.listdir("")[1] == ["celery-task-meta-g"]
