@@ -175,7 +175,7 @@ def test_result_set_reads_in_parallel_and_times_out(make_app, storage_conf):
 def test_result_extended_fields(make_app, storage_conf):
     app = make_app(result_extended=True, **storage_conf)
 
-    @app.task(name="tests.local_add")
+    @app.task(name="tests.local_add", shared=False)
     def local_add(x, y):
         return x + y
 

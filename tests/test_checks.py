@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core import checks
+
 from django_storage_celery_results.checks import check_result_storage
 
 
@@ -60,3 +61,18 @@ def test_check_is_registered_with_django(current, tmp_path, settings):
     settings.MEDIA_ROOT = str(tmp_path)
     current(result_storage="filesystem", result_storage_config={"location": str(tmp_path / "r")})
     assert "django_storage_celery_results.W001" in ids(checks.run_checks())
+
+
+def test_missing_provider_is_suggested(current, tmp_path, monkeypatch):
+    from django_storage_celery_results import providers
+
+    monkeypatch.setattr(providers, "registry", lambda: providers.Registry({}, {}))
+    monkeypatch.setattr("django_storage_celery_results.config.registry", providers.registry)
+    monkeypatch.setattr("django_storage_celery_results.checks.registry", providers.registry)
+    current(
+        result_storage="django.core.files.storage.FileSystemStorage",
+        result_storage_config={"location": str(tmp_path)},
+    )
+    messages = check_result_storage()
+    assert ids(messages) == ["django_storage_celery_results.W002"]
+    assert messages[0].hint == "pip install django-storage-celery-results-filesystem"

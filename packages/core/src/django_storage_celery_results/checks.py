@@ -12,6 +12,7 @@ from django.core.files.storage import FileSystemStorage
 
 from .config import resolve
 from .exceptions import ImproperlyConfigured
+from .providers import missing_provider_for, registry
 
 OUR_BACKENDS = ("django-storage", "django_storage_celery_results.backends.StorageBackend")
 
@@ -40,9 +41,27 @@ def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.
             )
         ]
     messages = list(web_served_warnings(adapter.storage))
+    messages.extend(provider_warnings(config.storage_class, config.provider is not None))
     if config.provider is not None and config.provider.checks is not None:
         messages.extend(config.provider.checks(adapter))
     return messages
+
+
+def provider_warnings(storage_class: type, served: bool) -> Iterable[checks.CheckMessage]:
+    for name, error in registry().broken.items():
+        yield checks.Warning(
+            f"The result storage provider {name!r} failed to load: {error}",
+            hint="Reinstall or upgrade that package, or uninstall it.",
+            id="django_storage_celery_results.W003",
+        )
+    distribution = None if served else missing_provider_for(storage_class)
+    if distribution:
+        yield checks.Warning(
+            f"{storage_class.__name__} is served by the generic adapter: a read before "
+            "every write, no atomic updates, chords by polling.",
+            hint=f"pip install {distribution}",
+            id="django_storage_celery_results.W002",
+        )
 
 
 def web_served_warnings(storage: Any) -> Iterable[checks.CheckMessage]:

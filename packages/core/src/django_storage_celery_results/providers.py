@@ -33,6 +33,24 @@ KNOWN_PRESETS = {
     "azure": "django-storage-celery-results-azure",
 }
 
+#: Storage classes our providers serve, to suggest the package to install.
+KNOWN_STORAGE_CLASSES = {
+    "django.core.files.storage.FileSystemStorage": "filesystem",
+    "storages.backends.s3.S3Storage": "s3",
+    "storages.backends.s3boto3.S3Boto3Storage": "s3",
+    "storages.backends.gcloud.GoogleCloudStorage": "gcs",
+    "storages.backends.azure_storage.AzureStorage": "azure",
+}
+
+
+def missing_provider_for(storage_class: type) -> str | None:
+    """The distribution that would serve this storage class, if one is known."""
+    for path, preset in KNOWN_STORAGE_CLASSES.items():
+        served = _import_or_none(path)
+        if served is not None and issubclass(storage_class, served):
+            return KNOWN_PRESETS[preset]
+    return None
+
 
 @dataclass(frozen=True)
 class Provider:
@@ -74,7 +92,7 @@ class Registry:
 def _import_or_none(path: str) -> type | None:
     try:
         return import_string(path)
-    except ImportError:
+    except Exception:  # a missing or broken optional dependency
         return None
 
 
