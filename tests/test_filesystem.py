@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import multiprocessing
 import os
+import time
 from collections import Counter
 
 import pytest
@@ -235,3 +236,18 @@ def test_listing_is_one_pass_and_skips_temporary_files(tmp_path, count_fs_calls)
     names = sorted(item.name for item in adapter.list())
     assert names == [f"celery-task-meta-{i}" for i in range(5)]
     assert count_fs_calls == Counter({"os.scandir": 1})
+
+
+def test_cleanup_removes_old_leftovers_of_interrupted_writes(fs_app, results_dir):
+    backend = fs_app.backend
+    backend.mark_as_done("kept", 1)
+    old = results_dir / ".celery-tmp-crashed"
+    fresh = results_dir / ".celery-tmp-in-flight"
+    old.write_bytes(b"partial")
+    fresh.write_bytes(b"being written")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    backend.cleanup()
+    assert not old.exists()
+    assert fresh.exists()  # a write in progress is never touched
+    assert (results_dir / "celery-task-meta-kept").exists()

@@ -50,12 +50,23 @@ def _install(venv, packages) -> None:
     uv = shutil.which("uv")
     if uv:
         subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                        *packages], check=True)
+        subprocess.run(
+            [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *packages], check=True
+        )
     else:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                        "--disable-pip-version-check", *packages], check=True)
+        subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *packages,
+            ],
+            check=True,
+        )
 
 
 def test_fresh_install_works_with_the_earlier_configuration(tmp_path):
@@ -65,8 +76,13 @@ def test_fresh_install_works_with_the_earlier_configuration(tmp_path):
     script.write_text(EARLIER_CONFIGURATION)
     for backend in ("django_storage_celery_results.backends.StorageBackend", "django-storage"):
         location = tmp_path / backend
-        run = subprocess.run([str(venv / "bin" / "python"), str(script), str(location), backend],
-                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        run = subprocess.run(
+            [str(venv / "bin" / "python"), str(script), str(location), backend],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
         assert run.returncode == 0, run.stderr
         assert run.stdout.split() == ["StorageBackend", "FileSystemAdapter", "{'ok':", "[1,", "2]}", "True"]
         assert (location / "celery-task-meta-c0ffee00-0000-4000-8000-000000000001").is_file()

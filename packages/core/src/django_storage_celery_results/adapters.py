@@ -84,6 +84,14 @@ class StorageAdapter(abc.ABC):
     def list(self) -> Iterator[ListedObject]:
         """Every object directly under the storage root, with modified times."""
 
+    def remove_leftovers(self, older_than: datetime.datetime) -> int:
+        """Delete debris of interrupted writes older than the given time.
+
+        Called by cleanup(); adapters that never leave any keep this no-op.
+        Returns how many objects were removed.
+        """
+        return 0
+
     def is_retryable(self, exc: BaseException) -> bool:
         """True for transient errors worth another try (throttling, timeouts)."""
         return isinstance(exc, (ConnectionError, TimeoutError))

@@ -33,6 +33,8 @@ MAX_WRITE_ROUNDS = 8
 #: Versions of results this process wrote, so a task's next state update
 #: can go straight to a version-matched write without reading first.
 KNOWN_VERSIONS_LIMIT = 4096
+#: Temporary files of interrupted writes older than this are removed by cleanup.
+LEFTOVER_AGE = datetime.timedelta(hours=1)
 
 
 class StorageBackend(KeyValueStoreBackend):
@@ -212,9 +214,12 @@ class StorageBackend(KeyValueStoreBackend):
         for name in expired:
             self._remember(name, None)
         self.adapter.delete_many(expired)
+        leftovers = self.adapter.remove_leftovers(datetime.datetime.now(datetime.timezone.utc) - LEFTOVER_AGE)
         logger.info(
-            "Celery results cleanup: deleted %d expired results from %s",
+            "Celery results cleanup: deleted %d expired results and %d leftovers of "
+            "interrupted writes from %s",
             len(expired),
+            leftovers,
             self.adapter.describe(),
         )
 

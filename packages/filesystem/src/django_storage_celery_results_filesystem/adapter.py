@@ -165,6 +165,23 @@ class FileSystemAdapter(StorageAdapter):
                     entry.name, datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
                 )
 
+    def remove_leftovers(self, older_than: datetime.datetime) -> int:
+        """Temporary files of writers that died between writing and renaming."""
+        removed = 0
+        try:
+            entries = os.scandir(self.root)
+        except FileNotFoundError:
+            return 0
+        with entries:
+            for entry in entries:
+                if not entry.name.startswith(TEMP_PREFIX):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat(follow_symlinks=False).st_mtime < older_than.timestamp():
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
+
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, OSError) and exc.errno in _RETRYABLE_ERRNOS:
             return True
