@@ -419,3 +419,22 @@ def test_generic_adapter_storage_calls(make_app):
     assert CountingMemoryStorage.calls == ["open", "save", "delete", "save", "delete"]
     assert backend.get_task_meta("g", cache=False)["result"] == 1
     assert backend.adapter.storage.listdir("")[1] == ["celery-task-meta-g"]
+
+
+def test_fork_while_another_thread_holds_the_lock(fs_app):
+    backend = fs_app.backend
+    backend.mark_as_done("before-fork", 1)
+    backend._lock.acquire()  # as if a reader thread were inside the lock at fork time
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                backend.mark_as_done("child-after-fork", 2)
+                os._exit(0)
+            finally:
+                os._exit(1)
+    finally:
+        backend._lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert backend.get_task_meta("child-after-fork", cache=False)["result"] == 2

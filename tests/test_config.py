@@ -112,3 +112,11 @@ def test_errors_are_both_celery_and_django_improperly_configured():
         resolve({"result_storage": "no.such.Storage"})
     with pytest.raises(django.core.exceptions.ImproperlyConfigured):
         resolve({"result_storage": "no.such.Storage"})
+
+
+def test_the_generic_adapter_can_be_forced(tmp_path):
+    conf = {"result_storage": "filesystem", "result_storage_config": {"location": str(tmp_path)}}
+    assert isinstance(resolve(conf).build_adapter(), FileSystemAdapter)
+    assert isinstance(resolve({**conf, "result_storage_adapter": "generic"}).build_adapter(), GenericAdapter)
+    with pytest.raises(ImproperlyConfigured, match=r"CELERY_RESULT_STORAGE_ADAPTER.*'fast'"):
+        resolve({**conf, "result_storage_adapter": "fast"})

@@ -6,6 +6,7 @@ import datetime
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,15 +65,20 @@ class StorageBackend(KeyValueStoreBackend):
             conf.get("result_storage_concurrency"), DEFAULT_CONCURRENCY, "result_storage_concurrency"
         )
         self._content = Content(content_type=self.content_type)
+        self._reset_process_resources()
+        _live_backends.add(self)
+        # Build now so a storage that cannot be built fails at startup.
+        logger.debug("Celery results: %s via %s", self.storage_config.source, self.adapter)
+
+    # -- per-process resources -------------------------------------------------
+
+    def _reset_process_resources(self) -> None:
+        """Forget clients, threads and locks: they do not survive a fork."""
         self._lock = threading.Lock()
         self._pid = -1
         self._adapter: StorageAdapter | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._versions: OrderedDict[str, str] = OrderedDict()
-        # Build now so a storage that cannot be built fails at startup.
-        logger.debug("Celery results: %s via %s", self.storage_config.source, self.adapter)
-
-    # -- per-process resources -------------------------------------------------
 
     @property
     def adapter(self) -> StorageAdapter:
@@ -225,6 +231,20 @@ class StorageBackend(KeyValueStoreBackend):
 
     def as_uri(self, include_password: bool = False) -> str:
         return "django-storage://"
+
+
+_live_backends: weakref.WeakSet[StorageBackend] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for backend in list(_live_backends):
+        backend._reset_process_resources()
+
+
+if hasattr(os, "register_at_fork"):
+    # A lock held by another thread at fork time would deadlock the child;
+    # the pid check in `adapter` covers platforms without this hook.
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _as_bytes(value: bytes | str) -> bytes:

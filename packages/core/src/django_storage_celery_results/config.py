@@ -12,6 +12,7 @@ The options may hold credentials: they are never logged or put in messages.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import os
@@ -30,6 +31,7 @@ from .providers import KNOWN_PRESETS, Provider, registry
 
 STORAGE_SETTING = "CELERY_RESULT_STORAGE (result_storage)"
 CONFIG_SETTING = "CELERY_RESULT_STORAGE_CONFIG (result_storage_config)"
+ADAPTER_SETTING = "CELERY_RESULT_STORAGE_ADAPTER (result_storage_adapter)"
 DEFAULT_FOLDER = "celery-results"
 
 #: Where the usual third-party storage modules come from, for install hints.
@@ -82,6 +84,19 @@ def default_location() -> str:
 
 
 def resolve(conf: Mapping[str, Any]) -> StorageConfig:
+    config = _resolve_storage(conf)
+    choice = conf.get("result_storage_adapter") or "auto"
+    if choice == "generic":
+        return dataclasses.replace(config, provider=None)
+    if choice != "auto":
+        raise ImproperlyConfigured(
+            f"{ADAPTER_SETTING} = {choice!r}: use 'auto' (the installed provider for the "
+            "storage, else the generic adapter) or 'generic'"
+        )
+    return config
+
+
+def _resolve_storage(conf: Mapping[str, Any]) -> StorageConfig:
     value = conf.get("result_storage")
     config = conf.get("result_storage_config") or {}
     if not isinstance(config, Mapping):
