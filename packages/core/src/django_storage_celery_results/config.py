@@ -181,7 +181,7 @@ def _preset(name: str) -> Provider:
 
 def _check_arguments(storage_class: type, options: Mapping[str, Any], source: str) -> None:
     # __init__, not the class: @deconstructible hides it behind __new__(*args, **kwargs)
-    parameters = dict(inspect.signature(storage_class.__init__).parameters)
+    parameters = dict(inspect.signature(storage_class.__init__).parameters)  # type: ignore[misc]
     parameters.pop("self", None)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return  # the class validates its own keyword settings

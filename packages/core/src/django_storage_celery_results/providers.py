@@ -16,7 +16,6 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from django.core.checks import CheckMessage
-from django.core.files.storage import Storage
 from django.utils.module_loading import import_string
 
 from .adapters import StorageAdapter
@@ -61,7 +60,7 @@ class Provider:
     #: Dotted paths of the storage classes the adapter serves (and subclasses).
     storage_classes: tuple[str, ...]
     #: Builds the adapter for one storage instance.
-    adapter: Callable[[Storage], StorageAdapter]
+    adapter: Callable[[Any], StorageAdapter]
     #: The class the preset selects and its result-appropriate defaults.
     preset_class: str
     preset_defaults: Mapping[str, Any] = field(default_factory=dict)
