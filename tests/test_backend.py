@@ -6,6 +6,7 @@ import datetime
 import json
 import logging
 import os
+import threading
 
 import pytest
 from celery import states
@@ -438,3 +439,57 @@ def test_fork_while_another_thread_holds_the_lock(fs_app):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert backend.get_task_meta("child-after-fork", cache=False)["result"] == 2
+
+
+class BarrierStorage(ThirdPartyFolderStorage):
+    """Lets reads through only in groups of four at once, counting overlap."""
+
+    barrier = threading.Barrier(4, timeout=10)
+    lock = threading.Lock()
+    in_flight = 0
+    most = 0
+
+    def _open(self, name, mode="rb"):
+        cls = BarrierStorage
+        with cls.lock:
+            cls.in_flight += 1
+            cls.most = max(cls.most, cls.in_flight)
+        try:
+            cls.barrier.wait()
+            return super()._open(name, mode)
+        finally:
+            with cls.lock:
+                cls.in_flight -= 1
+
+
+def test_batch_reads_run_in_parallel_bounded_by_the_concurrency_setting(make_app, results_dir):
+    writer = make_app(result_storage="filesystem", result_storage_config={"location": str(results_dir)})
+    ids = [f"par-{i}" for i in range(8)]
+    for i, task_id in enumerate(ids):
+        writer.backend.mark_as_done(task_id, i)
+    app = make_app(
+        result_storage=BarrierStorage,
+        result_storage_config={"location": str(results_dir)},
+        result_storage_concurrency=4,
+    )
+    results = ResultSet([AsyncResult(task_id, app=app) for task_id in ids], app=app)
+    # Eight reads pass a four-party barrier only if four run at once.
+    assert results.join_native(timeout=30) == list(range(8))
+    assert BarrierStorage.most == 4
+
+
+def test_local_files_are_read_in_the_calling_thread(fs_app, monkeypatch):
+    backend = fs_app.backend
+    for i in range(5):
+        backend.mark_as_done(f"seq-{i}", i)
+    readers = set()
+    original = backend.adapter.read
+
+    def read(name):
+        readers.add(threading.current_thread().name)
+        return original(name)
+
+    monkeypatch.setattr(backend.adapter, "read", read)
+    results = ResultSet([AsyncResult(f"seq-{i}", app=fs_app) for i in range(5)], app=fs_app)
+    assert results.join_native(timeout=5) == list(range(5))
+    assert readers == {threading.current_thread().name}

@@ -251,3 +251,12 @@ def test_cleanup_removes_old_leftovers_of_interrupted_writes(fs_app, results_dir
     assert not old.exists()
     assert fresh.exists()  # a write in progress is never touched
     assert (results_dir / "celery-task-meta-kept").exists()
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "a\\b", "nul\x00"])
+def test_adapter_refuses_names_that_are_not_one_file_name(tmp_path, name):
+    adapter = FileSystemAdapter(FileSystemStorage(location=str(tmp_path)))
+    with pytest.raises(ValueError, match="not a single file name"):
+        adapter.read(name)
+    with pytest.raises(ValueError, match="not a single file name"):
+        adapter.put(name, b"x")

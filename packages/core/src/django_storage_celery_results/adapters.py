@@ -53,6 +53,10 @@ class Content:
 class StorageAdapter(abc.ABC):
     #: True when put() honours CREATE and Update atomically.
     conditional_writes: bool = False
+    #: True when reading several objects at once from threads is faster than
+    #: one after another (network stores); false for local disks, where a
+    #: read takes microseconds and thread hand-offs would dominate.
+    parallel_reads: bool = True
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage

@@ -126,7 +126,7 @@ class StorageBackend(KeyValueStoreBackend):
         return None if stored is None else stored.data
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
-        if len(keys) <= 1:
+        if len(keys) <= 1 or not self.adapter.parallel_reads:
             return [self.get(key) for key in keys]
         return list(self._pool().map(self.get, keys))
 

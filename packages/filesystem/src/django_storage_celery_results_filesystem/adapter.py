@@ -50,6 +50,7 @@ def _version(stat: os.stat_result) -> str:
 
 class FileSystemAdapter(StorageAdapter):
     conditional_writes = fcntl is not None
+    parallel_reads = False
     storage: FileSystemStorage
 
     def __init__(self, storage: FileSystemStorage) -> None:
@@ -57,7 +58,11 @@ class FileSystemAdapter(StorageAdapter):
         self.root = os.path.abspath(storage.location)
 
     def _path(self, name: str) -> str:
-        return self.storage.path(name)  # safe_join: refuses names outside the root
+        # Result names are single path components (see keys.py); refusing
+        # anything else here is cheaper than Django's safe_join on every read.
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise ValueError(f"{name!r} is not a single file name")
+        return os.path.join(self.root, name)
 
     def read(self, name: str) -> StoredObject | None:
         try:

@@ -1,0 +1,150 @@
+"""Benchmark: results in a local folder, 1 KiB each.
+
+    hatch run bench:filesystem [--count N]
+
+Targets, measured in one run on one machine:
+  raw           open/write/close and open/read of a file: the baseline
+  raw-durable   temp file + fsync + rename: what a crash-safe write costs
+  ours          this backend with the filesystem provider
+  ours-generic  this backend forced onto the generic adapter
+  celery-file   Celery's own file:// backend (no fsync, not atomic)
+plus a 100-result group join: ours vs 100 sequential raw reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import django
+from django.conf import settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import Measurement, measure, report
+
+PAYLOAD = {"value": "x" * 900, "numbers": list(range(10))}  # about 1 KiB as JSON
+
+
+def raw_operations(folder: Path, encoded: bytes, count: int) -> list[Measurement]:
+    folder.mkdir()
+
+    def write(i: int) -> None:
+        with open(folder / f"r-{i}", "wb") as handle:
+            handle.write(encoded)
+
+    def write_durably(i: int) -> None:
+        temp = folder / f".tmp-{i}"
+        with open(temp, "wb") as handle:
+            handle.write(encoded)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, folder / f"d-{i}")
+
+    def read(i: int) -> None:
+        with open(folder / f"r-{i % count}", "rb") as handle:
+            handle.read()
+
+    return [
+        measure("raw", "store new result", write, count),
+        measure("raw-durable", "store new result", write_durably, count),
+        measure("raw", "read result", read, count),
+        measure("raw", "STARTED then SUCCESS", lambda i: (write(i), write(i)), count),
+        measure("raw-durable", "STARTED then SUCCESS", lambda i: (write_durably(i), write_durably(i)), count),
+    ]
+
+
+def backend_operations(name: str, backend, count: int, countable: bool) -> list[Measurement]:
+    from celery import states
+
+    ids = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
+    two_step = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
+
+    def store(i: int) -> None:
+        backend.store_result(ids[i], PAYLOAD, states.SUCCESS)
+
+    def read(i: int) -> None:
+        backend.get_task_meta(ids[i % count], cache=False)
+
+    def started_then_success(i: int) -> None:
+        backend.mark_as_started(two_step[i])
+        backend.store_result(two_step[i], PAYLOAD, states.SUCCESS)
+
+    return [
+        measure(name, "store new result", store, count, countable),
+        measure(name, "read result", read, count, countable),
+        measure(name, "STARTED then SUCCESS", started_then_success, count, countable),
+    ]
+
+
+def group_join(app, folder: Path, encoded: bytes, joins: int) -> list[Measurement]:
+    from celery import states
+    from celery.result import AsyncResult, ResultSet
+
+    ids = [str(uuid.uuid4()) for _ in range(100)]
+    for task_id in ids:
+        app.backend.store_result(task_id, PAYLOAD, states.SUCCESS)
+        (folder / f"g-{task_id}").write_bytes(encoded)
+
+    def join_ours(_: int) -> None:
+        app.backend._cache.clear()
+        ResultSet([AsyncResult(task_id, app=app) for task_id in ids], app=app).join_native(timeout=10)
+
+    def read_sequentially(_: int) -> None:
+        for task_id in ids:
+            with open(folder / f"g-{task_id}", "rb") as handle:
+                handle.read()
+
+    return [
+        measure("raw", "group join of 100", read_sequentially, joins),
+        measure("ours", "group join of 100", join_ours, joins),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=500, help="operations per timed run (default 500)")
+    args = parser.parse_args()
+    if not settings.configured:
+        settings.configure(INSTALLED_APPS=["django_storage_celery_results"], USE_TZ=True)
+    django.setup()
+    from celery import Celery
+
+    work = Path(tempfile.mkdtemp(prefix="bench-fs-"))
+
+    def app_for(name: str, **conf) -> Celery:
+        app = Celery(name, set_as_current=False)
+        app.conf.update({"result_backend": "django-storage", **conf})
+        return app
+
+    ours = app_for(
+        "ours", result_storage="filesystem", result_storage_config={"location": str(work / "ours")}
+    )
+    generic = app_for(
+        "generic",
+        result_storage="filesystem",
+        result_storage_adapter="generic",
+        result_storage_config={"location": str(work / "generic")},
+    )
+    (work / "celery").mkdir()
+    celery_file = app_for("celery", result_backend=f"file://{work / 'celery'}")
+    encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
+
+    measurements = raw_operations(work / "raw", encoded, args.count)
+    measurements += backend_operations("ours", ours.backend, args.count, countable=True)
+    measurements += backend_operations("ours-generic", generic.backend, args.count, countable=True)
+    # Celery's file backend binds open() at import time, so its calls cannot be counted.
+    measurements += backend_operations("celery-file", celery_file.backend, args.count, countable=False)
+    measurements += group_join(ours, work / "raw", encoded, max(5, args.count // 25))
+
+    print(f"1 KiB results; best of 3 runs of {args.count} operations; {os.cpu_count()} CPUs; {work}")
+    print(report(measurements, baseline="raw"))
+
+
+if __name__ == "__main__":
+    main()

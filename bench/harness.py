@@ -1,0 +1,91 @@
+"""Shared pieces of the benchmarks: timing, call counting, the report table.
+
+Speed goals live here, never in tests: each run measures its own baseline
+on the same machine and prints ratios against it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+#: The file system calls counted per operation.
+FS_CALLS = (
+    (builtins, "open"),
+    (os, "open"),
+    (os, "link"),
+    (os, "replace"),
+    (os, "rename"),
+    (os, "stat"),
+    (os, "unlink"),
+    (os, "scandir"),
+    (os, "listdir"),
+    (os, "fsync"),
+)
+
+
+@contextlib.contextmanager
+def counting_fs_calls() -> Iterator[Counter[str]]:
+    calls: Counter[str] = Counter()
+    originals = [(module, name, getattr(module, name)) for module, name in FS_CALLS]
+
+    def wrap(label: str, function: Callable) -> Callable:
+        def counted(*args, **kwargs):
+            calls[label] += 1
+            return function(*args, **kwargs)
+
+        return counted
+
+    for module, name, function in originals:
+        setattr(module, name, wrap(name, function))
+    try:
+        yield calls
+    finally:
+        for module, name, function in originals:
+            setattr(module, name, function)
+
+
+@dataclass
+class Measurement:
+    target: str
+    operation: str
+    per_second: float
+    calls_per_op: float | None
+
+
+def measure(
+    target: str, operation: str, run: Callable[[int], object], count: int, countable: bool = True
+) -> Measurement:
+    """Best of three timed runs of run(i) for count values of i, then one counted run."""
+    rates = []
+    for repeat in range(3):
+        start = time.perf_counter()
+        for i in range(repeat * count, (repeat + 1) * count):
+            run(i)
+        rates.append(count / (time.perf_counter() - start))
+    calls = None
+    if countable:
+        with counting_fs_calls() as counted:
+            run(3 * count)
+        calls = sum(counted.values())
+    return Measurement(target, operation, max(rates), calls)
+
+
+def report(measurements: list[Measurement], baseline: str) -> str:
+    header = f"{'operation':<24} {'target':<16} {'ops/s':>9} {'vs ' + baseline:>9} {'fs calls/op':>12}"
+    rows = [header, "-" * len(header)]
+    by_operation: dict[str, list[Measurement]] = {}
+    for item in measurements:
+        by_operation.setdefault(item.operation, []).append(item)
+    for operation, items in by_operation.items():
+        base = next((m.per_second for m in items if m.target == baseline), None)
+        for item in items:
+            ratio = f"{item.per_second / base:.2f}x" if base else "-"
+            calls = "-" if item.calls_per_op is None else f"{item.calls_per_op:.0f}"
+            rows.append(f"{operation:<24} {item.target:<16} {item.per_second:>9.0f} {ratio:>9} {calls:>12}")
+    return "\n".join(rows)
