@@ -306,12 +306,15 @@ def test_cleanup_with_no_expiry_keeps_everything(make_app, results_dir):
 
 
 class Flaky(ThirdPartyFolderStorage):
-    failures = {"count": 0}
+    """Fails the next `failures` reads with `error`."""
+
+    failures = 0
+    error: Exception = ConnectionResetError("connection reset by peer")
 
     def _open(self, name, mode="rb"):
-        if Flaky.failures["count"] > 0:
-            Flaky.failures["count"] -= 1
-            raise ConnectionResetError("connection reset by peer")
+        if Flaky.failures > 0:
+            Flaky.failures -= 1
+            raise Flaky.error
         return super()._open(name, mode)
 
 
@@ -319,43 +322,49 @@ class CustomTransient(Exception):
     pass
 
 
-class CustomFlaky(ThirdPartyFolderStorage):
-    def _open(self, name, mode="rb"):
-        if Flaky.failures["count"] > 0:
-            Flaky.failures["count"] -= 1
-            raise CustomTransient("try again")
-        return super()._open(name, mode)
+@pytest.fixture
+def flaky_app(make_app, results_dir):
+    def build(error: Exception, **conf):
+        Flaky.error, Flaky.failures = error, 0
+        app = make_app(
+            result_storage=Flaky,
+            result_storage_config={"location": str(results_dir)},
+            result_backend_always_retry=True,
+            result_backend_base_sleep_between_retries_ms=1,
+            **conf,
+        )
+        app.backend.mark_as_done("flaky", "ok")
+        return app
+
+    yield build
+    Flaky.failures = 0
 
 
-def test_transient_errors_retry_under_always_retry(make_app, results_dir):
-    app = make_app(
-        result_storage=Flaky,
-        result_storage_config={"location": str(results_dir)},
-        result_backend_always_retry=True,
-        result_backend_max_retries=5,
-        result_backend_base_sleep_between_retries_ms=1,
-    )
-    app.backend.mark_as_done("flaky", "ok")
-    Flaky.failures["count"] = 2
+def test_transient_errors_retry_under_always_retry(flaky_app):
+    app = flaky_app(ConnectionResetError("connection reset by peer"), result_backend_max_retries=5)
+    Flaky.failures = 2
     assert app.backend.get_task_meta("flaky", cache=False)["result"] == "ok"
-    Flaky.failures["count"] = 10
+    Flaky.failures = 10
     with pytest.raises(Exception, match=r"failed to get meta|connection reset"):
         app.backend.get_task_meta("flaky", cache=False)
-    Flaky.failures["count"] = 0
 
 
-def test_result_safe_to_retry_adds_exception_classes(make_app, results_dir):
-    app = make_app(
-        result_storage=CustomFlaky,
-        result_storage_config={"location": str(results_dir)},
-        result_backend_always_retry=True,
+def test_access_errors_are_not_retried(flaky_app):
+    app = flaky_app(PermissionError("denied"), result_backend_max_retries=5)
+    Flaky.failures = 1
+    with pytest.raises(PermissionError):
+        app.backend.get_task_meta("flaky", cache=False)
+    assert Flaky.failures == 0  # tried once, not again
+
+
+def test_result_safe_to_retry_adds_exception_classes(flaky_app):
+    app = flaky_app(
+        CustomTransient("try again"),
         result_backend_max_retries=3,
-        result_backend_base_sleep_between_retries_ms=1,
         result_safe_to_retry=["tests.test_backend.CustomTransient"],
     )
-    app.backend.mark_as_done("custom", "ok")
-    Flaky.failures["count"] = 2
-    assert app.backend.get_task_meta("custom", cache=False)["result"] == "ok"
+    Flaky.failures = 2
+    assert app.backend.get_task_meta("flaky", cache=False)["result"] == "ok"
     assert app.backend.exception_safe_to_retry(CustomTransient())
     assert not app.backend.exception_safe_to_retry(PermissionError())
 

@@ -120,3 +120,8 @@ def test_the_generic_adapter_can_be_forced(tmp_path):
     assert isinstance(resolve({**conf, "result_storage_adapter": "generic"}).build_adapter(), GenericAdapter)
     with pytest.raises(ImproperlyConfigured, match=r"CELERY_RESULT_STORAGE_ADAPTER.*'fast'"):
         resolve({**conf, "result_storage_adapter": "fast"})
+
+
+def test_resolved_configuration_repr_hides_constructor_arguments(tmp_path):
+    config = resolve({"result_storage": FS, "result_storage_config": {"location": str(tmp_path)}})
+    assert str(tmp_path) not in repr(config)

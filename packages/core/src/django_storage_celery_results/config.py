@@ -17,7 +17,6 @@ import difflib
 import inspect
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -38,13 +37,13 @@ DEFAULT_FOLDER = "celery-results"
 _DISTRIBUTION_OF_MODULE = {"storages": "django-storages"}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class StorageConfig:
     """A resolved configuration; builds fresh storages (one per process)."""
 
     source: str
     storage_class: type[Storage]
-    options: Mapping[str, Any]
+    options: Mapping[str, Any] = dataclasses.field(repr=False)  # may hold credentials
     provider: Provider | None
 
     def build_storage(self) -> Storage:
