@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RUN_DIR = HERE / ".run"
+RUN_DIR = Path(os.environ.get("DEMO_RUN_DIR", HERE / ".run"))
 sys.path.insert(0, str(HERE))
 os.environ["DJANGO_SETTINGS_MODULE"] = "demoproject.settings"
 os.environ["DEMO_RUN_DIR"] = str(RUN_DIR)
