@@ -18,7 +18,7 @@ from django.utils.module_loading import import_string
 from kombu.utils.encoding import bytes_to_str
 
 from . import codec
-from .adapters import CREATE, OVERWRITE, Content, StorageAdapter, Update
+from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, Update
 from .config import StorageConfig, resolve
 from .exceptions import ImproperlyConfigured, VersionMismatch
 from .keys import KeyLayout
@@ -176,7 +176,7 @@ class StorageBackend(KeyValueStoreBackend):
         """
         adapter = self.adapter
         known = self._known_version(name)
-        mode: Any = Update(known) if known else CREATE
+        mode: PutMode = Update(known) if known else CREATE
         for _ in range(MAX_WRITE_ROUNDS):
             try:
                 version = adapter.put(name, payload, mode, self._content)
