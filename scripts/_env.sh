@@ -5,7 +5,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$REPO_ROOT/.tools"
 
 # pyenv keeps several interpreters; hatch finds them as python3.X on PATH.
-PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
+PYENV_ROOT="${PYENV_ROOT:-${HOME:-/root}/.pyenv}"
 if [ -d "$PYENV_ROOT/versions" ]; then
   for minor in 3.13 3.12 3.10 3.11; do
     latest="$(ls -d "$PYENV_ROOT/versions/$minor".* 2>/dev/null | sort -V | tail -n 1 || true)"
