@@ -59,9 +59,12 @@ def start_worker() -> tuple[subprocess.Popen, Path]:
 
 
 def describe(result) -> str:
-    if result.state == "PROGRESS" and result.info:
-        return f"{result.info['done']}/{result.info['total']} words"
-    return result.state
+    # One read gives state and progress together; reading result.state and
+    # then result.info could see the task finish in between.
+    meta = result.backend.get_task_meta(result.id)
+    if meta["status"] == "PROGRESS":
+        return f"{meta['result']['done']}/{meta['result']['total']} words"
+    return meta["status"]
 
 
 def show_progress(label: str, results: list, summary=None) -> None:
