@@ -136,8 +136,15 @@ class Worker:
         self.handle.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def start_worker(tmp_path):
+def start_worker(tmp_path, request):
     workers: list[Worker] = []
 
     def start(**test_env: str) -> Worker:
@@ -156,3 +163,7 @@ def start_worker(tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for worker in workers:  # the worker's side of a failure, in the test output
+            print(f"--- {worker.log.name} ---\n{worker.output()}")
