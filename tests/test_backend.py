@@ -502,3 +502,15 @@ def test_local_files_are_read_in_the_calling_thread(fs_app, monkeypatch):
     results = ResultSet([AsyncResult(f"seq-{i}", app=fs_app) for i in range(5)], app=fs_app)
     assert results.join_native(timeout=5) == list(range(5))
     assert readers == {threading.current_thread().name}
+
+
+def test_an_empty_object_reads_as_pending_also_in_batch_reads(make_app, results_dir):
+    app = make_app(
+        result_storage=ThirdPartyFolderStorage, result_storage_config={"location": str(results_dir)}
+    )
+    app.backend.mark_as_done("whole", 1)
+    (results_dir / "celery-task-meta-being-written").write_bytes(b"")  # created, not yet written
+    assert app.backend.get_task_meta("being-written", cache=False)["status"] == states.PENDING
+    pending = ResultSet([AsyncResult("whole", app=app), AsyncResult("being-written", app=app)], app=app)
+    with pytest.raises(CeleryTimeoutError):
+        pending.join_native(timeout=0.2, interval=0.05)

@@ -123,7 +123,10 @@ class StorageBackend(KeyValueStoreBackend):
 
     def get(self, key: str) -> bytes | None:
         stored = self.adapter.read(key)
-        return None if stored is None else stored.data
+        # An empty object is never a result: a storage that creates the file
+        # before writing it (a plain folder) shows it empty for a moment.
+        # Celery's batch reads would try to decode b"", so report it missing.
+        return stored.data if stored is not None and stored.data else None
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         if len(keys) <= 1 or not self.adapter.parallel_reads:
