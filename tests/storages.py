@@ -49,3 +49,16 @@ class ThirdPartyFolderStorage(Storage):
 
     def size(self, name):
         return self._inner.size(name)
+
+
+@deconstructible
+class PlainFolderStorage(ThirdPartyFolderStorage):
+    """Writes like a plain folder: creates the file, then fills it, and keeps
+    existing files (saving a copy under another name), as FileSystemStorage
+    does. Readers can see a file that exists but is still empty."""
+
+    def _save(self, name, content):
+        return self._inner._save(name, content)
+
+    def get_available_name(self, name, max_length=None):
+        return self._inner.get_available_name(name, max_length)

@@ -11,6 +11,7 @@ pytestmark = pytest.mark.e2e
 STORAGES = {
     "filesystem-provider": "filesystem",
     "generic-adapter": "tests.storages.ThirdPartyFolderStorage",
+    "generic-plain-folder": "tests.storages.PlainFolderStorage",
 }
 
 
