@@ -76,3 +76,11 @@ def test_missing_provider_is_suggested(current, tmp_path, monkeypatch):
     messages = check_result_storage()
     assert ids(messages) == ["django_storage_celery_results.W002"]
     assert messages[0].hint == "pip install django-storage-celery-results-filesystem"
+
+
+def test_the_default_folder_is_named(current, settings, tmp_path):
+    settings.BASE_DIR = tmp_path
+    current()
+    messages = check_result_storage()
+    assert ids(messages) == ["django_storage_celery_results.I001"]
+    assert str(tmp_path / "celery-results") in messages[0].msg

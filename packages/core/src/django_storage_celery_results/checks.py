@@ -41,6 +41,16 @@ def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.
             )
         ]
     messages = list(web_served_warnings(adapter.storage))
+    if not conf.get("result_storage"):
+        messages.append(
+            checks.Info(
+                f"Celery results are stored in the default {adapter.describe()}.",
+                hint="Name the folder with CELERY_RESULT_STORAGE = 'filesystem' and "
+                "CELERY_RESULT_STORAGE_CONFIG = {'location': ...} so that web and worker "
+                "processes surely share it.",
+                id="django_storage_celery_results.I001",
+            )
+        )
     messages.extend(provider_warnings(config.storage_class, config.provider is not None))
     if config.provider is not None and config.provider.checks is not None:
         messages.extend(config.provider.checks(adapter))
