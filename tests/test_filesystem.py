@@ -260,3 +260,22 @@ def test_adapter_refuses_names_that_are_not_one_file_name(tmp_path, name):
         adapter.read(name)
     with pytest.raises(ValueError, match="not a single file name"):
         adapter.put(name, b"x")
+
+
+def test_network_file_systems_are_read_in_parallel(tmp_path):
+    from django_storage_celery_results_filesystem.adapter import filesystem_type
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "overlay / overlay rw 0 0\n"
+        "server:/export /mnt/shared nfs4 rw,relatime 0 0\n"
+        "//host/share /mnt/win\\040share cifs rw 0 0\n"
+        "tmpfs /mnt/shared/cache tmpfs rw 0 0\n"
+    )
+    assert filesystem_type("/mnt/shared/results", str(mounts)) == "nfs4"
+    assert filesystem_type("/mnt/shared", str(mounts)) == "nfs4"
+    assert filesystem_type("/mnt/sharedother", str(mounts)) == "overlay"
+    assert filesystem_type("/mnt/shared/cache/x", str(mounts)) == "tmpfs"
+    assert filesystem_type("/mnt/win share/results", str(mounts)) == "cifs"
+    assert filesystem_type("/x", str(tmp_path / "missing")) is None
+    assert not FileSystemAdapter(FileSystemStorage(location=str(tmp_path))).parallel_reads
