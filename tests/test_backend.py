@@ -21,19 +21,28 @@ from django_storage_celery_results.generic import GenericAdapter
 from django_storage_celery_results_filesystem import FileSystemAdapter
 from tests.storages import ThirdPartyFolderStorage
 
-STORAGE_KINDS = ["filesystem", "third-party", "memory"]
+FOLDER_STORAGES = {
+    "filesystem": "filesystem",
+    "third-party": "tests.storages.ThirdPartyFolderStorage",
+    "plain-folder": "tests.storages.PlainFolderStorage",
+}
 
 
-@pytest.fixture(params=STORAGE_KINDS)
+def _conf(kind: str, results_dir) -> dict:
+    if kind == "memory":
+        return {"result_storage": InMemoryStorage}
+    return {"result_storage": FOLDER_STORAGES[kind], "result_storage_config": {"location": str(results_dir)}}
+
+
+@pytest.fixture(params=[*FOLDER_STORAGES, "memory"])
 def storage_conf(request, results_dir):
-    if request.param == "filesystem":
-        return {"result_storage": "filesystem", "result_storage_config": {"location": str(results_dir)}}
-    if request.param == "third-party":
-        return {
-            "result_storage": "tests.storages.ThirdPartyFolderStorage",
-            "result_storage_config": {"location": str(results_dir)},
-        }
-    return {"result_storage": InMemoryStorage}
+    return _conf(request.param, results_dir)
+
+
+@pytest.fixture(params=FOLDER_STORAGES)
+def folder_conf(request, results_dir):
+    """Storages in a folder: shared between apps, modified times settable."""
+    return _conf(request.param, results_dir)
 
 
 @pytest.fixture
@@ -118,10 +127,8 @@ def test_success_is_never_overwritten_by_a_late_duplicate(backend):
     assert backend.get_task_meta("dup")["result"] == 42
 
 
-def test_success_is_kept_even_against_another_process_writer(make_app, storage_conf):
-    if storage_conf["result_storage"] is InMemoryStorage:
-        pytest.skip("an in-memory storage is not shared between apps")
-    first, second = make_app(**storage_conf).backend, make_app(**storage_conf).backend
+def test_success_is_kept_even_against_another_process_writer(make_app, folder_conf):
+    first, second = make_app(**folder_conf).backend, make_app(**folder_conf).backend
     first.mark_as_started("shared")
     second.mark_as_done("shared", "done")
     first.mark_as_failure("shared", ValueError("stale writer"))
@@ -271,10 +278,8 @@ def test_payloads_and_credentials_stay_out_of_logs(make_app, results_dir, caplog
     assert secret_value not in caplog.text
 
 
-def test_cleanup_deletes_exactly_the_expired_results(make_app, storage_conf, results_dir):
-    if storage_conf["result_storage"] is InMemoryStorage:
-        pytest.skip("modified times of InMemoryStorage cannot be set back")
-    app = make_app(result_expires=datetime.timedelta(hours=1), **storage_conf)
+def test_cleanup_deletes_exactly_the_expired_results(make_app, folder_conf, results_dir):
+    app = make_app(result_expires=datetime.timedelta(hours=1), **folder_conf)
     for name in ("old-1", "old-2", "new-1"):
         app.backend.mark_as_done(name, name)
     app.backend.save_group("old-group", GroupResult("old-group", [], app=app))
