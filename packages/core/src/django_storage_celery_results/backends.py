@@ -75,26 +75,20 @@ class StorageBackend(KeyValueStoreBackend):
     def _reset_process_resources(self) -> None:
         """Forget clients, threads and locks: they do not survive a fork."""
         self._lock = threading.Lock()
-        self._pid = -1
         self._adapter: StorageAdapter | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._versions: OrderedDict[str, str] = OrderedDict()
 
     @property
     def adapter(self) -> StorageAdapter:
-        """This process's adapter; rebuilt in a forked child (clients do not survive fork)."""
-        if self._pid != os.getpid():
+        """This process's adapter, built on first use (again in a forked child)."""
+        if self._adapter is None:
             with self._lock:
-                if self._pid != os.getpid():
+                if self._adapter is None:
                     self._adapter = self.storage_config.build_adapter()
-                    self._executor = None
-                    self._versions = OrderedDict()
-                    self._pid = os.getpid()
-        assert self._adapter is not None
         return self._adapter
 
     def _pool(self) -> ThreadPoolExecutor:
-        _ = self.adapter  # a forked child gets its own pool
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
@@ -212,9 +206,8 @@ class StorageBackend(KeyValueStoreBackend):
         """Delete results older than result_expires, from one listing."""
         if not self.expires:
             return
-        cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
-            seconds=float(self.expires)
-        )
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cutoff = now - datetime.timedelta(seconds=float(self.expires))
         expired = [
             item.name
             for item in self.adapter.list()
@@ -223,7 +216,7 @@ class StorageBackend(KeyValueStoreBackend):
         for name in expired:
             self._remember(name, None)
         self.adapter.delete_many(expired)
-        leftovers = self.adapter.remove_leftovers(datetime.datetime.now(datetime.timezone.utc) - LEFTOVER_AGE)
+        leftovers = self.adapter.remove_leftovers(now - LEFTOVER_AGE)
         logger.info(
             "Celery results cleanup: deleted %d expired results and %d leftovers of "
             "interrupted writes from %s",
@@ -244,9 +237,9 @@ def _reset_after_fork() -> None:
         backend._reset_process_resources()
 
 
-if hasattr(os, "register_at_fork"):
-    # A lock held by another thread at fork time would deadlock the child;
-    # the pid check in `adapter` covers platforms without this hook.
+if hasattr(os, "register_at_fork"):  # every platform that can fork
+    # Clients and threads do not survive a fork, and a lock held by another
+    # thread at fork time would deadlock the child: start the child afresh.
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
