@@ -97,7 +97,7 @@ class FileSystemAdapter(StorageAdapter):
 
     def __init__(self, storage: FileSystemStorage) -> None:
         super().__init__(storage)
-        self.root = os.path.abspath(storage.location)
+        self.root = os.fspath(storage.location)  # already absolute
         self.parallel_reads = filesystem_type(self.root) in NETWORK_FILESYSTEMS
 
     def _path(self, name: str) -> str:
@@ -194,46 +194,36 @@ class FileSystemAdapter(StorageAdapter):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(name))
 
-    def list(self) -> Iterator[ListedObject]:
+    def _files(self, temporary: bool) -> Iterator[tuple[str, datetime.datetime]]:
+        """Regular files of the folder (results, or temporary files), in one scan."""
         try:
             entries = os.scandir(self.root)
         except FileNotFoundError:
             return
         with entries:
             for entry in entries:
-                if entry.name.startswith(TEMP_PREFIX):
+                if entry.name.startswith(TEMP_PREFIX) != temporary:
                     continue
                 try:
                     if not entry.is_file(follow_symlinks=False):
                         continue
                     mtime = entry.stat(follow_symlinks=False).st_mtime
                 except FileNotFoundError:
-                    continue
-                yield ListedObject(
-                    entry.name, datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
-                )
+                    continue  # removed since the scan began
+                yield entry.name, datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
+
+    def list(self) -> Iterator[ListedObject]:
+        for name, modified in self._files(temporary=False):
+            yield ListedObject(name, modified)
 
     def remove_leftovers(self, older_than: datetime.datetime) -> int:
         """Temporary files of writers that died between writing and renaming."""
-        removed = 0
-        try:
-            entries = os.scandir(self.root)
-        except FileNotFoundError:
-            return 0
-        with entries:
-            for entry in entries:
-                if not entry.name.startswith(TEMP_PREFIX):
-                    continue
-                with contextlib.suppress(FileNotFoundError):
-                    if entry.stat(follow_symlinks=False).st_mtime < older_than.timestamp():
-                        os.unlink(entry.path)
-                        removed += 1
-        return removed
+        stale = [name for name, modified in self._files(temporary=True) if modified < older_than]
+        for name in stale:
+            self.delete(name)
+        return len(stale)
 
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, OSError) and exc.errno in _RETRYABLE_ERRNOS:
             return True
         return super().is_retryable(exc)
-
-    def describe(self) -> str:
-        return f"FileSystemStorage at {self.root}"
