@@ -6,48 +6,11 @@ on the same machine and prints ratios against it.
 
 from __future__ import annotations
 
-import builtins
-import contextlib
-import os
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-#: The file system calls counted per operation.
-FS_CALLS = (
-    (builtins, "open"),
-    (os, "open"),
-    (os, "link"),
-    (os, "replace"),
-    (os, "rename"),
-    (os, "stat"),
-    (os, "unlink"),
-    (os, "scandir"),
-    (os, "listdir"),
-    (os, "fsync"),
-)
-
-
-@contextlib.contextmanager
-def counting_fs_calls() -> Iterator[Counter[str]]:
-    calls: Counter[str] = Counter()
-    originals = [(module, name, getattr(module, name)) for module, name in FS_CALLS]
-
-    def wrap(label: str, function: Callable) -> Callable:
-        def counted(*args, **kwargs):
-            calls[label] += 1
-            return function(*args, **kwargs)
-
-        return counted
-
-    for module, name, function in originals:
-        setattr(module, name, wrap(name, function))
-    try:
-        yield calls
-    finally:
-        for module, name, function in originals:
-            setattr(module, name, function)
+from tests.fscalls import counting_fs_calls
 
 
 @dataclass
@@ -77,7 +40,7 @@ def measure(
 
 
 def report(measurements: list[Measurement], baseline: str) -> str:
-    header = f"{'operation':<24} {'target':<16} {'ops/s':>9} {'vs ' + baseline:>9} {'fs calls/op':>12}"
+    header = f"{'operation':<24} {'target':<16} {'ops/s':>9} {'vs ' + baseline:>9} {'path calls/op':>14}"
     rows = [header, "-" * len(header)]
     by_operation: dict[str, list[Measurement]] = {}
     for item in measurements:
@@ -87,5 +50,5 @@ def report(measurements: list[Measurement], baseline: str) -> str:
         for item in items:
             ratio = f"{item.per_second / base:.2f}x" if base else "-"
             calls = "-" if item.calls_per_op is None else f"{item.calls_per_op:.0f}"
-            rows.append(f"{operation:<24} {item.target:<16} {item.per_second:>9.0f} {ratio:>9} {calls:>12}")
+            rows.append(f"{operation:<24} {item.target:<16} {item.per_second:>9.0f} {ratio:>9} {calls:>14}")
     return "\n".join(rows)

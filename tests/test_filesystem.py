@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import multiprocessing
 import os
 import time
@@ -15,40 +14,15 @@ from django.core.files.storage import FileSystemStorage
 from django_storage_celery_results.adapters import CREATE, Update
 from django_storage_celery_results.exceptions import VersionMismatch
 from django_storage_celery_results_filesystem import FileSystemAdapter
+from tests.fscalls import counting_fs_calls
 
 FORK = multiprocessing.get_context("fork")
 
 
 @pytest.fixture
-def count_fs_calls(monkeypatch):
-    """Count every call that opens, moves, links, stats or lists a path."""
-    calls: Counter[str] = Counter()
-
-    def wrap(module, name, label):
-        original = getattr(module, name)
-
-        def counted(*args, **kwargs):
-            calls[label] += 1
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, counted)
-
-    wrap(builtins, "open", "open")
-    for name in (
-        "open",
-        "link",
-        "replace",
-        "rename",
-        "stat",
-        "lstat",
-        "scandir",
-        "listdir",
-        "unlink",
-        "makedirs",
-        "mkdir",
-    ):
-        wrap(os, name, f"os.{name}")
-    return calls
+def count_fs_calls():
+    with counting_fs_calls() as calls:
+        yield calls
 
 
 def test_new_result_is_one_file_write_and_read_is_one_file_read(fs_app, count_fs_calls):
