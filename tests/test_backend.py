@@ -13,6 +13,7 @@ from celery import states
 from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult, GroupResult, ResultSet
+from django.core.files.base import ContentFile
 from django.core.files.storage import InMemoryStorage
 
 from django_storage_celery_results.backends import StorageBackend
@@ -418,6 +419,10 @@ class CountingMemoryStorage(InMemoryStorage):
         self.calls.append("delete")
         return super().delete(name)
 
+    def get_modified_time(self, name):
+        self.calls.append("get_modified_time")
+        return super().get_modified_time(name)
+
 
 def test_generic_adapter_storage_calls(make_app):
     backend = make_app(result_storage=CountingMemoryStorage).backend
@@ -519,3 +524,14 @@ def test_an_empty_object_reads_as_pending_also_in_batch_reads(make_app, results_
     pending = ResultSet([AsyncResult("whole", app=app), AsyncResult("being-written", app=app)], app=app)
     with pytest.raises(CeleryTimeoutError):
         pending.join_native(timeout=0.2, interval=0.05)
+
+
+def test_generic_cleanup_asks_modified_times_of_results_only(make_app):
+    backend = make_app(result_storage=CountingMemoryStorage).backend
+    backend.mark_as_done("r1", 1)
+    backend.mark_as_done("r2", 2)
+    backend.adapter.storage.save("media/unrelated.jpg", ContentFile(b"jpeg"))
+    backend.adapter.storage.save("unrelated.txt", ContentFile(b"text"))
+    CountingMemoryStorage.calls = []
+    backend.cleanup()
+    assert CountingMemoryStorage.calls == ["get_modified_time", "get_modified_time"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import datetime
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -85,8 +85,10 @@ class StorageAdapter(abc.ABC):
             self.delete(name)
 
     @abc.abstractmethod
-    def list(self) -> Iterator[ListedObject]:
-        """Every object directly under the storage root, with modified times."""
+    def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
+        """The objects directly under the storage root whose names are wanted,
+        with modified times. Names are filtered before any per-object
+        metadata is fetched, so unrelated objects cost nothing extra."""
 
     def remove_leftovers(self, older_than: datetime.datetime) -> int:
         """Delete debris of interrupted writes older than the given time.

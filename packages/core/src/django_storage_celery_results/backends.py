@@ -208,11 +208,7 @@ class StorageBackend(KeyValueStoreBackend):
             return
         now = datetime.datetime.now(datetime.timezone.utc)
         cutoff = now - datetime.timedelta(seconds=float(self.expires))
-        expired = [
-            item.name
-            for item in self.adapter.list()
-            if self.layout.owns(item.name) and item.modified < cutoff
-        ]
+        expired = [item.name for item in self.adapter.list(self.layout.owns) if item.modified < cutoff]
         for name in expired:
             self._remember(name, None)
         self.adapter.delete_many(expired)

@@ -8,7 +8,7 @@ modified time separately.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.core.files.base import ContentFile
 
@@ -71,9 +71,9 @@ class GenericAdapter(StorageAdapter):
             if not self._is_missing(exc, name):
                 raise
 
-    def list(self) -> Iterator[ListedObject]:
+    def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
         _folders, files = self.storage.listdir("")
-        for name in files:
+        for name in filter(wanted, files):
             try:
                 modified = self.storage.get_modified_time(name)
             except Exception as exc:

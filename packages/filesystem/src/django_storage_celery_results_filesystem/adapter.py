@@ -19,7 +19,7 @@ import datetime
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.core.files.storage import FileSystemStorage
 
@@ -66,6 +66,10 @@ NETWORK_FILESYSTEMS = frozenset(
     }
 )
 _RETRYABLE_ERRNOS = frozenset({errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ESTALE, errno.ETIMEDOUT})
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX)
 
 
 def _version(stat: os.stat_result) -> str:
@@ -194,15 +198,15 @@ class FileSystemAdapter(StorageAdapter):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(name))
 
-    def _files(self, temporary: bool) -> Iterator[tuple[str, datetime.datetime]]:
-        """Regular files of the folder (results, or temporary files), in one scan."""
+    def _files(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, datetime.datetime]]:
+        """Regular files of the folder whose names are wanted, in one scan."""
         try:
             entries = os.scandir(self.root)
         except FileNotFoundError:
             return
         with entries:
             for entry in entries:
-                if entry.name.startswith(TEMP_PREFIX) != temporary:
+                if not wanted(entry.name):
                     continue
                 try:
                     if not entry.is_file(follow_symlinks=False):
@@ -212,13 +216,13 @@ class FileSystemAdapter(StorageAdapter):
                     continue  # removed since the scan began
                 yield entry.name, datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
 
-    def list(self) -> Iterator[ListedObject]:
-        for name, modified in self._files(temporary=False):
+    def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
+        for name, modified in self._files(lambda name: not _is_temporary(name) and wanted(name)):
             yield ListedObject(name, modified)
 
     def remove_leftovers(self, older_than: datetime.datetime) -> int:
         """Temporary files of writers that died between writing and renaming."""
-        stale = [name for name, modified in self._files(temporary=True) if modified < older_than]
+        stale = [name for name, modified in self._files(_is_temporary) if modified < older_than]
         for name in stale:
             self.delete(name)
         return len(stale)
