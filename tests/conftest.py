@@ -8,19 +8,16 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from celery import Celery
 
+from tests.emulators import CountingProxy, EmulatorProcess, free_port, start_moto
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -85,6 +82,71 @@ def redis_url() -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(10)
+
+
+def require(module: str, install: str) -> None:
+    """Skip without an optional test dependency; in CI, fail instead."""
+    try:
+        __import__(module)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"{module} is required in CI: pip install {install}")
+        pytest.skip(f"{module} is not installed (pip install {install})")
+
+
+S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[EmulatorProcess]:
+    require("moto.server", "'moto[server]'")
+    server = start_moto()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_proxy(moto_server) -> Iterator[CountingProxy]:
+    proxy = CountingProxy(moto_server.url)
+    yield proxy
+    proxy.close()
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_CREDENTIALS["access_key"],
+        aws_secret_access_key=S3_CREDENTIALS["secret_key"],
+        region_name=S3_CREDENTIALS["region_name"],
+    )
+
+
+@pytest.fixture
+def s3_bucket(moto_server, s3_proxy) -> str:
+    """A fresh bucket; the proxy's record starts empty."""
+    name = f"results-{uuid.uuid4().hex[:16]}"
+    s3_client(moto_server.url).create_bucket(Bucket=name)
+    s3_proxy.reset()
+    return name
+
+
+@pytest.fixture
+def s3_raw(moto_server):
+    """A boto3 client straight to the emulator (uncounted), to inspect objects."""
+    return s3_client(moto_server.url)
+
+
+@pytest.fixture
+def s3_config(s3_proxy, s3_bucket) -> dict[str, str]:
+    return {"bucket_name": s3_bucket, "endpoint_url": s3_proxy.url, **S3_CREDENTIALS}
+
+
+@pytest.fixture
+def s3_app(make_app, s3_config):
+    return make_app(result_storage="s3", result_storage_config=s3_config)
 
 
 class Worker:

@@ -4,6 +4,7 @@ The worker reads its result storage and broker from TEST_* environment
 variables so one settings module serves every end-to-end configuration.
 """
 
+import json
 import os
 import tempfile
 
@@ -21,9 +22,10 @@ STATIC_ROOT = os.path.join(MEDIA_ROOT, "static")
 CELERY_BROKER_URL = os.environ.get("TEST_BROKER_URL", "memory://")
 CELERY_RESULT_BACKEND = os.environ.get("TEST_RESULT_BACKEND", "django-storage")
 CELERY_RESULT_STORAGE = os.environ.get("TEST_RESULT_STORAGE", "filesystem")
-CELERY_RESULT_STORAGE_CONFIG = {
-    "location": os.environ.get("TEST_RESULT_LOCATION", os.path.join(tempfile.gettempdir(), "dscr-results")),
-}
+CELERY_RESULT_STORAGE_CONFIG = json.loads(
+    os.environ.get("TEST_RESULT_STORAGE_CONFIG")
+    or json.dumps({"location": os.path.join(tempfile.gettempdir(), "dscr-results")})
+)
 CELERY_RESULT_SERIALIZER = os.environ.get("TEST_RESULT_SERIALIZER", "json")
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER
 CELERY_ACCEPT_CONTENT = ["json", "pickle", "msgpack", "yaml"]

@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from celery import chord, group, states
 from celery.result import AsyncResult
 
 pytestmark = pytest.mark.e2e
 
-STORAGES = {
+FOLDER_STORAGES = {
     "filesystem-provider": "filesystem",
     "generic-adapter": "tests.storages.ThirdPartyFolderStorage",
     "generic-plain-folder": "tests.storages.PlainFolderStorage",
 }
 
 
+def storage_settings(request, name: str) -> tuple[str, dict]:
+    """CELERY_RESULT_STORAGE and its config for one storage under test."""
+    if name == "s3-provider":
+        return "s3", request.getfixturevalue("s3_config")
+    return FOLDER_STORAGES[name], {"location": str(request.getfixturevalue("results_dir"))}
+
+
 @pytest.fixture(
-    params=[(storage, serializer) for storage in STORAGES for serializer in ("json", "pickle")],
+    params=[
+        (storage, serializer)
+        for storage in [*FOLDER_STORAGES, "s3-provider"]
+        for serializer in ("json", "pickle")
+    ],
     ids=lambda p: f"{p[0]}-{p[1]}",
 )
-def running(request, redis_url, start_worker, make_app, results_dir):
+def running(request, redis_url, start_worker, make_app):
     storage_name, serializer = request.param
-    storage = STORAGES[storage_name]
+    storage, config = storage_settings(request, storage_name)
     worker = start_worker(
         broker_url=redis_url,
         result_storage=storage,
-        result_location=str(results_dir),
+        result_storage_config=json.dumps(config),
         result_serializer=serializer,
     )
     client = make_app(
         broker_url=redis_url,
         result_storage=storage,
-        result_storage_config={"location": str(results_dir)},
+        result_storage_config=config,
         result_serializer=serializer,
         task_serializer=serializer,
         result_extended=True,
@@ -43,14 +56,19 @@ def running(request, redis_url, start_worker, make_app, results_dir):
     assert "Unrecoverable error" not in output, output
 
 
-def test_tasks_groups_chords_failure_and_forget(running, results_dir):
+def stored(app, task_id: str) -> bool:
+    backend = app.backend
+    return backend.adapter.read(backend.get_key_for_task(task_id)) is not None
+
+
+def test_tasks_groups_chords_failure_and_forget(running):
     app = running
     add, total, fail = (app.signature(name) for name in ("tests.add", "tests.total", "tests.fail"))
 
     result = add.clone((2, 3)).delay()
     assert result.get(timeout=30) == 5
     assert result.state == states.SUCCESS
-    assert (results_dir / f"celery-task-meta-{result.id}").is_file()
+    assert stored(app, result.id)
     assert app.backend.get_task_meta(result.id, cache=False)["name"] == "tests.add"
 
     failed = fail.clone(("expected failure",)).delay()
@@ -69,10 +87,8 @@ def test_tasks_groups_chords_failure_and_forget(running, results_dir):
 
     result.forget()
     assert AsyncResult(result.id, app=app).state == states.PENDING
-    assert not (results_dir / f"celery-task-meta-{result.id}").exists()
-    assert all(
-        location.name.startswith(("celery-", "chord-", ".celery-tmp-")) for location in results_dir.iterdir()
-    )
+    assert not stored(app, result.id)
+    assert all(item.name.startswith(("celery-", "chord-", ".celery-tmp-")) for item in app.backend.adapter.list())
 
 
 def test_failed_chord_header_reaches_the_callback(running):

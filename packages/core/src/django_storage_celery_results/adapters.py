@@ -34,6 +34,8 @@ PutMode = Literal["overwrite", "create"] | Update
 class StoredObject:
     data: bytes
     version: str | None
+    #: The HTTP Content-Encoding the object was labelled with (content_labels).
+    content_encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,12 @@ class StorageAdapter(abc.ABC):
     #: one after another (network stores); false for local disks, where a
     #: read takes microseconds and thread hand-offs would dominate.
     parallel_reads: bool = True
+    #: The most requests the adapter's client can run at once, if limited.
+    max_concurrency: int | None = None
+    #: True when put() labels objects with Content and read() returns the
+    #: content encoding: compressed results are then stored as plain
+    #: compressed bytes with a Content-Encoding, readable in a console.
+    content_labels: bool = False
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage

@@ -18,7 +18,7 @@ from django.utils.module_loading import import_string
 from kombu.utils.encoding import bytes_to_str
 
 from . import codec
-from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, Update
+from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update
 from .config import StorageConfig, resolve
 from .exceptions import ImproperlyConfigured, VersionMismatch
 from .keys import KeyLayout
@@ -91,8 +91,9 @@ class StorageBackend(KeyValueStoreBackend):
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
+                limit = self.adapter.max_concurrency or self.concurrency
                 self._executor = ThreadPoolExecutor(
-                    max_workers=self.concurrency, thread_name_prefix="celery-results"
+                    max_workers=min(self.concurrency, limit), thread_name_prefix="celery-results"
                 )
             return self._executor
 
@@ -120,7 +121,7 @@ class StorageBackend(KeyValueStoreBackend):
         # An empty object is never a result: a storage that creates the file
         # before writing it (a plain folder) shows it empty for a moment.
         # Celery's batch reads would try to decode b"", so report it missing.
-        return stored.data if stored is not None and stored.data else None
+        return _stored_bytes(stored) if stored is not None and stored.data else None
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         if len(keys) <= 1 or not self.adapter.parallel_reads:
@@ -128,7 +129,14 @@ class StorageBackend(KeyValueStoreBackend):
         return list(self._pool().map(self.get, keys))
 
     def set(self, key: str, value: bytes | str) -> None:
-        self._remember(key, self.adapter.put(key, _as_bytes(value), OVERWRITE, self._content))
+        self._remember(key, self._put(key, _as_bytes(value), OVERWRITE))
+
+    def _put(self, name: str, payload: bytes, mode: PutMode) -> str | None:
+        adapter = self.adapter
+        content = self._content
+        if adapter.content_labels:
+            payload, content = codec.label(payload, self.content_type)
+        return adapter.put(name, payload, mode, content)
 
     def delete(self, key: str) -> None:
         self._remember(key, None)
@@ -176,7 +184,7 @@ class StorageBackend(KeyValueStoreBackend):
         mode: PutMode = Update(known) if known else CREATE
         for _ in range(MAX_WRITE_ROUNDS):
             try:
-                version = adapter.put(name, payload, mode, self._content)
+                version = self._put(name, payload, mode)
                 self._remember(name, None if final else version)
                 return
             except VersionMismatch:
@@ -185,7 +193,7 @@ class StorageBackend(KeyValueStoreBackend):
             if current is None:
                 mode = CREATE
                 continue
-            if self.decode(current.data).get("status") == states.SUCCESS:
+            if self.decode(_stored_bytes(current)).get("status") == states.SUCCESS:
                 self._remember(name, None)
                 return
             if current.version is None:
@@ -237,6 +245,10 @@ if hasattr(os, "register_at_fork"):  # every platform that can fork
     # Clients and threads do not survive a fork, and a lock held by another
     # thread at fork time would deadlock the child: start the child afresh.
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _stored_bytes(stored: StoredObject) -> bytes:
+    return codec.unlabel(stored.data, stored.content_encoding)
 
 
 def _as_bytes(value: bytes | str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -55,6 +56,32 @@ def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.
     if config.provider is not None and config.provider.checks is not None:
         messages.extend(config.provider.checks(adapter))
     return messages
+
+
+@checks.register("celery_results", deploy=True)
+def check_result_storage_connection(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Talk to the store (``manage.py check --deploy``): reachable, writable, expiring."""
+    from celery import current_app
+
+    conf = current_app.conf
+    if not uses_storage_backend(conf):
+        return []
+    try:
+        config = resolve(conf)
+        adapter = config.build_adapter()
+    except ImproperlyConfigured:
+        return []  # E001 of check_result_storage reports it
+    if config.provider is None or config.provider.connectivity is None:
+        return []
+    return config.provider.connectivity(adapter, expires_seconds(conf))
+
+
+def expires_seconds(conf: Any) -> float | None:
+    """result_expires in seconds; None when results never expire."""
+    expires = conf.get("result_expires")
+    if isinstance(expires, datetime.timedelta):
+        expires = expires.total_seconds()
+    return float(expires) if expires else None
 
 
 def provider_warnings(storage_class: type, served: bool) -> Iterable[checks.CheckMessage]:

@@ -11,9 +11,20 @@ from __future__ import annotations
 from kombu.compression import compress, decompress, get_encoder
 from kombu.compression import encoders as compression_encoders
 
+from .adapters import Content
 from .exceptions import ImproperlyConfigured
 
 COMPRESSED_MARKER = b"\x00celery-compressed\x00"
+OCTET_STREAM = "application/octet-stream"
+
+#: kombu's compression content types that HTTP can name as a Content-Encoding.
+#: kombu's "gzip"/"zlib" is zlib.compress, which HTTP calls "deflate".
+_HTTP_ENCODINGS = {
+    "application/x-gzip": "deflate",
+    "application/x-brotli": "br",
+    "application/zstd": "zstd",
+}
+_KOMBU_CONTENT_TYPES = {token: content_type for content_type, token in _HTTP_ENCODINGS.items()}
 
 
 def check_compression(method: str | None) -> str | None:
@@ -42,3 +53,29 @@ def unpack(payload: bytes) -> bytes:
         return payload
     content_type, _, body = payload[len(COMPRESSED_MARKER) :].partition(b"\x00")
     return decompress(body, content_type.decode("utf-8"))
+
+
+def label(payload: bytes, content_type: str) -> tuple[bytes, Content]:
+    """The bytes to store and their labels, for stores that keep Content labels.
+
+    A result compressed with an encoding HTTP knows is stored as the plain
+    compressed body with that Content-Encoding, so a console or browser shows
+    it decoded; other compressions stay in the in-band format.
+    """
+    if not payload.startswith(COMPRESSED_MARKER):
+        return payload, Content(content_type)
+    kombu_type, _, body = payload[len(COMPRESSED_MARKER) :].partition(b"\x00")
+    encoding = _HTTP_ENCODINGS.get(kombu_type.decode("utf-8"))
+    if encoding is None:
+        return payload, Content(OCTET_STREAM)
+    return body, Content(content_type, encoding)
+
+
+def unlabel(data: bytes, content_encoding: str | None) -> bytes:
+    """Undo label(): the in-band form of a stored object, for unpack()."""
+    if not content_encoding or content_encoding == "identity":
+        return data
+    kombu_type = _KOMBU_CONTENT_TYPES.get(content_encoding)
+    if kombu_type is None:
+        raise ValueError(f"result stored with an unsupported Content-Encoding {content_encoding!r}")
+    return b"".join([COMPRESSED_MARKER, kombu_type.encode("utf-8"), b"\x00", data])

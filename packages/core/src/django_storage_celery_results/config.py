@@ -136,8 +136,9 @@ def _finish(source: str, storage_class: type, options: dict[str, Any], defaults:
         raise ImproperlyConfigured(f"{source} is not a django.core.files.storage.Storage subclass")
     if defaults and issubclass(storage_class, FileSystemStorage) and not options.get("location"):
         options["location"] = default_location()
-    _check_arguments(storage_class, options, source)
-    return StorageConfig(source, storage_class, options, registry().for_storage(storage_class))
+    provider = registry().for_storage(storage_class)
+    _check_arguments(storage_class, options, source, provider)
+    return StorageConfig(source, storage_class, options, provider)
 
 
 def _storages_setting() -> Mapping[str, Any]:
@@ -178,17 +179,12 @@ def _preset(name: str) -> Provider:
     )
 
 
-def _check_arguments(storage_class: type, options: Mapping[str, Any], source: str) -> None:
-    # __init__, not the class: @deconstructible hides it behind __new__(*args, **kwargs)
-    parameters = dict(inspect.signature(storage_class.__init__).parameters)  # type: ignore[misc]
-    parameters.pop("self", None)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+def _check_arguments(
+    storage_class: type, options: Mapping[str, Any], source: str, provider: Provider | None
+) -> None:
+    accepted = _accepted_arguments(storage_class, provider)
+    if accepted is None:
         return  # the class validates its own keyword settings
-    accepted = [
-        name
-        for name, p in parameters.items()
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
     for key in options:
         if key not in accepted:
             close = difflib.get_close_matches(key, accepted, n=1)
@@ -198,3 +194,32 @@ def _check_arguments(storage_class: type, options: Mapping[str, Any], source: st
                 f"{storage_class.__name__} does not accept ({source}).{suggestion} "
                 f"Accepted keys: {', '.join(accepted)}."
             )
+
+
+def _accepted_arguments(storage_class: type, provider: Provider | None) -> list[str] | None:
+    """The constructor keys a storage class accepts, or None when unknowable."""
+    # __init__, not the class: @deconstructible hides it behind __new__(*args, **kwargs)
+    parameters = dict(inspect.signature(storage_class.__init__).parameters)  # type: ignore[misc]
+    parameters.pop("self", None)
+    accepted = [
+        name
+        for name, p in parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return accepted
+    # **settings: django-storages classes accept the keys of get_default_settings()
+    # (a subclass may add some), and the provider's settings map names the rest.
+    declared = [*(provider.settings if provider else ()), *_default_settings_keys(storage_class)]
+    return list(dict.fromkeys([*accepted, *declared])) if declared else None
+
+
+def _default_settings_keys(storage_class: type) -> list[str]:
+    defaults = getattr(storage_class, "get_default_settings", None)
+    if defaults is None:
+        return []
+    try:
+        # reads Django settings only; no instance state is needed
+        return list(defaults(object.__new__(storage_class)))
+    except Exception:
+        return []

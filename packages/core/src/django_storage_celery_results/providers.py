@@ -64,8 +64,14 @@ class Provider:
     #: The class the preset selects and its result-appropriate defaults.
     preset_class: str
     preset_defaults: Mapping[str, Any] = field(default_factory=dict)
-    #: Extra Django system checks for a configured adapter.
+    #: Constructor argument -> the Django settings that feed it, in order of
+    #: precedence: the provider's settings map, for validation and the README.
+    settings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Extra Django system checks for a configured adapter, without network calls.
     checks: Callable[[StorageAdapter], list[CheckMessage]] | None = None
+    #: Checks that talk to the store (``manage.py check --deploy``): the
+    #: adapter and result_expires in seconds (None when results never expire).
+    connectivity: Callable[[StorageAdapter, float | None], list[CheckMessage]] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""An S3 lifecycle rule that expires the results prefix after result_expires.
+
+S3 then deletes expired results itself, with no requests from Celery, in
+whole days counted from each object's last write. ``cleanup()`` (Celery's
+``celery.backend_cleanup`` task) deletes them to the second but needs
+``s3:ListBucket`` and a scheduler; the README says when to use which.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from django_storage_celery_results.exceptions import ImproperlyConfigured
+
+from .adapter import S3Adapter, error_of
+
+DAY = 86400
+
+
+def rule_id(adapter: S3Adapter) -> str:
+    return f"celery-results:{adapter.prefix}"[:255]
+
+
+def expiry_days(expires_seconds: float) -> int:
+    """S3 expires in whole days: round up, so no result expires early."""
+    return max(1, math.ceil(expires_seconds / DAY))
+
+
+def _rules(adapter: S3Adapter) -> list[dict[str, Any]]:
+    try:
+        response = adapter.client.get_bucket_lifecycle_configuration(Bucket=adapter.bucket_name)
+    except ClientError as exc:
+        if error_of(exc)[1] == "NoSuchLifecycleConfiguration":
+            return []
+        raise
+    return list(response.get("Rules", ()))
+
+
+def _rule_prefix(rule: dict[str, Any]) -> str | None:
+    """The key prefix a rule applies to, or None when it also filters on tags or size."""
+    rule_filter = rule.get("Filter")
+    if rule_filter is None:
+        return rule.get("Prefix", "")  # the legacy form
+    if set(rule_filter) - {"Prefix"}:
+        return None
+    return rule_filter.get("Prefix", "")
+
+
+def find_expiry_rule(adapter: S3Adapter) -> dict[str, Any] | None:
+    """An enabled rule that expires every result (its prefix covers ours)."""
+    for rule in _rules(adapter):
+        prefix = _rule_prefix(rule)
+        expiration = rule.get("Expiration", {})
+        if (
+            rule.get("Status") == "Enabled"
+            and prefix is not None
+            and adapter.prefix.startswith(prefix)
+            and "Days" in expiration
+        ):
+            return rule
+    return None
+
+
+def ensure_lifecycle_rule(adapter: S3Adapter, expires_seconds: float) -> str:
+    """Create or update our rule; returns "created", "updated" or "unchanged".
+
+    Other rules of the bucket are kept. Refuses a results location at the
+    bucket root, where the rule would expire every object of the bucket.
+    """
+    if not adapter.prefix:
+        raise ImproperlyConfigured(
+            "An S3 lifecycle rule for results needs a results location: with none it would "
+            "expire every object of the bucket. Set CELERY_RESULT_STORAGE_CONFIG['location']."
+        )
+    wanted = {
+        "ID": rule_id(adapter),
+        "Status": "Enabled",
+        "Filter": {"Prefix": adapter.prefix},
+        "Expiration": {"Days": expiry_days(expires_seconds)},
+    }
+    rules = _rules(adapter)
+    current = next((rule for rule in rules if rule.get("ID") == wanted["ID"]), None)
+    if current is not None and all(current.get(key) == value for key, value in wanted.items()):
+        return "unchanged"
+    others = [rule for rule in rules if rule.get("ID") != wanted["ID"]]
+    adapter.client.put_bucket_lifecycle_configuration(
+        Bucket=adapter.bucket_name, LifecycleConfiguration={"Rules": [*others, wanted]}
+    )
+    return "created" if current is None else "updated"

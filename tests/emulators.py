@@ -1,0 +1,233 @@
+"""Real storage emulators on loopback ports, and a counting proxy in front of them.
+
+Shared by the tests and the benchmarks. The proxy turns "how many requests
+does this operation make" into an exact number, and can answer with a fault
+instead of forwarding, for retry tests.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmulatorProcess:
+    """A server subprocess on a free loopback port, stopped by its PID."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Callable[[int], Sequence[str]],
+        ready_path: str = "/",
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        timeout: float = 60,
+    ) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            list(command(self.port)),
+            env={**os.environ, **(env or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not self._answers(ready_path):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{name} did not start on port {self.port}")
+            time.sleep(0.1)
+
+    def _answers(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answered, even if with an error status
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+
+
+def start_moto(**env: str) -> EmulatorProcess:
+    return EmulatorProcess(
+        "moto server",
+        lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        ready_path="/moto-api/",
+        env=env,
+    )
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}{'?' + self.query if self.query else ''}"
+
+
+@dataclass
+class Fault:
+    """A canned answer for requests the predicate matches, `times` times."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    matches: Callable[[Request], bool] = lambda request: True
+    times: int = 1
+    #: Close the connection without answering (a connection reset).
+    drop: bool = False
+
+
+class CountingProxy:
+    """A reverse proxy that records every request and forwards it upstream."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream_host = parts.hostname or "127.0.0.1"
+        self.upstream_port = parts.port or 80
+        self.requests: list[Request] = []
+        self.faults: list[Fault] = []
+        self._lock = threading.Lock()
+        handler = type("Handler", (_ProxyHandler,), {"proxy": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="counting-proxy", daemon=True)
+        self._thread.start()
+
+    def record(self, request: Request) -> Fault | None:
+        with self._lock:
+            self.requests.append(request)
+            for fault in self.faults:
+                if fault.times > 0 and fault.matches(request):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+
+    @contextmanager
+    def counting(self) -> Iterator[list[Request]]:
+        """The requests made inside the block (a live list)."""
+        with self._lock:
+            start = len(self.requests)
+        seen: list[Request] = []
+        try:
+            yield seen
+        finally:
+            with self._lock:
+                seen.extend(self.requests[start:])
+
+    def inject(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    proxy: CountingProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _forward(self) -> None:
+        body = self._body()
+        path, _, query = self.path.partition("?")
+        request = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()})
+        fault = self.proxy.record(request)
+        if fault is not None:
+            if fault.drop:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self._answer(fault.status, list(fault.headers), fault.body)
+            return
+        upstream = http.client.HTTPConnection(self.proxy.upstream_host, self.proxy.upstream_port, timeout=60)
+        try:
+            upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for key, value in self.headers.items():
+                if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                    upstream.putheader(key, value)
+            upstream.putheader("Content-Length", str(len(body)))
+            upstream.endheaders(body)
+            response = upstream.getresponse()
+            data = response.read()
+            headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+            self._answer(response.status, headers, data, head=self.command == "HEAD")
+        finally:
+            upstream.close()
+
+    def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes, head: bool = False) -> None:
+        self.send_response_only(status)
+        has_length = False
+        for key, value in headers:
+            if key.lower() == "content-length":
+                if head:
+                    self.send_header(key, value)
+                    has_length = True
+                continue
+            self.send_header(key, value)
+        if not has_length:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _forward
