@@ -88,7 +88,9 @@ def test_tasks_groups_chords_failure_and_forget(running):
     result.forget()
     assert AsyncResult(result.id, app=app).state == states.PENDING
     assert not stored(app, result.id)
-    assert all(item.name.startswith(("celery-", "chord-", ".celery-tmp-")) for item in app.backend.adapter.list())
+    assert all(
+        item.name.startswith(("celery-", "chord-", ".celery-tmp-")) for item in app.backend.adapter.list()
+    )
 
 
 def test_failed_chord_header_reaches_the_callback(running):

@@ -6,6 +6,7 @@ import json
 import os
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 from celery import states
@@ -17,7 +18,9 @@ from tests.emulators import Fault, Request
 
 def s3_error(status: int, code: str, **matches: str) -> Fault:
     """An S3-style XML error answer for requests with the given method."""
-    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected</Message></Error>"
+    body = (
+        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected</Message></Error>"
+    )
     method = matches.get("method")
     return Fault(
         status,
@@ -178,7 +181,12 @@ def test_earlier_package_configuration_works_unchanged(make_app, settings, s3_pr
     # the endpoint and region from the project's AWS_* settings
     settings.AWS_S3_ENDPOINT_URL = s3_proxy.url
     settings.AWS_S3_REGION_NAME = "us-east-1"
-    config = {"access_key": "testing", "secret_key": "testing", "bucket_name": s3_bucket, "location": "results"}
+    config = {
+        "access_key": "testing",
+        "secret_key": "testing",
+        "bucket_name": s3_bucket,
+        "location": "results",
+    }
     app = make_app(
         result_backend="django_storage_celery_results.backends.StorageBackend",
         result_storage="storages.backends.s3boto3.S3Boto3Storage",
@@ -186,9 +194,14 @@ def test_earlier_package_configuration_works_unchanged(make_app, settings, s3_pr
     )
     # a result the earlier package stored through storage.save()
     legacy = app.backend.adapter.storage
-    legacy.save("celery-task-meta-old", ContentFile(json.dumps(
-        {"status": "SUCCESS", "result": 7, "task_id": "old", "traceback": None, "children": []}
-    ).encode()))
+    legacy.save(
+        "celery-task-meta-old",
+        ContentFile(
+            json.dumps(
+                {"status": "SUCCESS", "result": 7, "task_id": "old", "traceback": None, "children": []}
+            ).encode()
+        ),
+    )
     assert app.AsyncResult("old").get(timeout=5) == 7
     app.backend.store_result("new", 8, states.SUCCESS)
     keys = {item["Key"] for item in s3_raw.list_objects_v2(Bucket=s3_bucket)["Contents"]}
@@ -237,7 +250,7 @@ def test_settings_map_covers_every_storage_setting():
 def test_readme_shows_the_settings_map():
     from django_storage_celery_results_s3 import S3_SETTINGS
 
-    readme = open(os.path.join(os.path.dirname(__file__), os.pardir, "README.md"), encoding="utf-8").read()
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     for argument, (names, _meaning) in S3_SETTINGS.items():
         row = f"| `{argument}` | {', '.join(f'`{name}`' for name in names) or '—'} |"
         assert row in readme, row
@@ -245,7 +258,16 @@ def test_readme_shows_the_settings_map():
 
 # -- hostile ids ---------------------------------------------------------------
 
-HOSTILE_IDS = ["../../secret", "../secret", "/secret", "a/../../secret", "..", ".", "%2e%2e%2fsecret", "x\\..\\y"]
+HOSTILE_IDS = [
+    "../../secret",
+    "../secret",
+    "/secret",
+    "a/../../secret",
+    "..",
+    ".",
+    "%2e%2e%2fsecret",
+    "x\\..\\y",
+]
 
 
 @pytest.mark.parametrize("task_id", HOSTILE_IDS)
@@ -302,7 +324,9 @@ def test_lifecycle_rule_is_created_kept_and_updated(s3_app, s3_raw, s3_bucket):
     s3_raw.put_bucket_lifecycle_configuration(
         Bucket=s3_bucket,
         LifecycleConfiguration={
-            "Rules": [{"ID": "media", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 3}}]
+            "Rules": [
+                {"ID": "media", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 3}}
+            ]
         },
     )
     adapter = s3_app.backend.adapter
@@ -334,7 +358,11 @@ def no_sdk_retries(config: dict) -> dict:
 
 @pytest.mark.parametrize(
     "fault",
-    [s3_error(503, "SlowDown", method="GET"), s3_error(500, "InternalError", method="GET"), Fault(0, drop=True)],
+    [
+        s3_error(503, "SlowDown", method="GET"),
+        s3_error(500, "InternalError", method="GET"),
+        Fault(0, drop=True),
+    ],
     ids=["slow-down", "internal-error", "connection-reset"],
 )
 def test_throttling_and_resets_are_retried(make_app, s3_config, s3_proxy, fault):
