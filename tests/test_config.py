@@ -8,6 +8,7 @@ from django.core.files.storage import FileSystemStorage, InMemoryStorage
 from django_storage_celery_results.config import default_location, resolve
 from django_storage_celery_results.exceptions import ImproperlyConfigured
 from django_storage_celery_results.generic import GenericAdapter
+from django_storage_celery_results.providers import KNOWN_PRESETS
 from django_storage_celery_results_filesystem import FileSystemAdapter
 
 FS = "django.core.files.storage.FileSystemStorage"
@@ -73,10 +74,6 @@ def test_storage_class_object_and_in_memory_storage_use_the_generic_adapter():
             r"'filesytem' is not a dotted class path.*did you mean 'filesystem'",
         ),
         (
-            {"result_storage": "s3"},
-            r"needs django-storage-celery-results-s3.*pip install django-storage-celery-results-s3",
-        ),
-        (
             {"result_storage": FS, "result_storage_config": {"locaton": "/x"}},
             r"CELERY_RESULT_STORAGE_CONFIG.*has the key 'locaton'.*Did you mean 'location'",
         ),
@@ -88,6 +85,15 @@ def test_storage_class_object_and_in_memory_storage_use_the_generic_adapter():
 def test_errors_name_the_setting_and_the_fix(conf, message):
     with pytest.raises(ImproperlyConfigured, match=message):
         resolve(conf)
+
+
+def test_a_known_preset_without_its_package_names_the_package(monkeypatch):
+    monkeypatch.setitem(KNOWN_PRESETS, "example", "django-storage-celery-results-example")
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=r"'example' needs django-storage-celery-results-example.*pip install django-storage-celery",
+    ):
+        resolve({"result_storage": "example"})
 
 
 def test_constructor_errors_never_echo_secrets():

@@ -1,12 +1,13 @@
 """The packages install on their own and work under the earlier configuration.
 
-Builds both packages from their folders into a fresh virtual environment
+Builds the packages from their folders into a fresh virtual environment
 (no workspace, no editable installs) and runs the earlier package's exact
 settings there: this proves the metadata, the entry points and py.typed.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -20,15 +21,18 @@ pytestmark = pytest.mark.e2e
 
 EARLIER_CONFIGURATION = textwrap.dedent(
     """
+    import json
     import sys
     import django
     from django.conf import settings
 
+    backend, storage, config, extra, typed_modules = sys.argv[1:]
     settings.configure(
         INSTALLED_APPS=["django_storage_celery_results"],
-        CELERY_RESULT_BACKEND=sys.argv[2],
-        CELERY_RESULT_STORAGE="django.core.files.storage.FileSystemStorage",
-        CELERY_RESULT_STORAGE_CONFIG={"location": sys.argv[1]},
+        CELERY_RESULT_BACKEND=backend,
+        CELERY_RESULT_STORAGE=storage,
+        CELERY_RESULT_STORAGE_CONFIG=json.loads(config),
+        **json.loads(extra),
     )
     django.setup()
     from celery import Celery
@@ -39,11 +43,11 @@ EARLIER_CONFIGURATION = textwrap.dedent(
     app.backend.mark_as_done("c0ffee00-0000-4000-8000-000000000001", {"ok": [1, 2]})
     app.backend._cache.clear()
     meta = app.backend.get_task_meta("c0ffee00-0000-4000-8000-000000000001")
-    typed = all(files(name).joinpath("py.typed").is_file() for name in (
-        "django_storage_celery_results", "django_storage_celery_results_filesystem"))
+    typed = all(files(name).joinpath("py.typed").is_file() for name in typed_modules.split(","))
     print(type(app.backend).__name__, type(app.backend.adapter).__name__, meta["result"], typed)
     """
 )
+BACKENDS = ("django_storage_celery_results.backends.StorageBackend", "django-storage")
 
 
 def _install(venv, packages) -> None:
@@ -69,20 +73,70 @@ def _install(venv, packages) -> None:
         )
 
 
+def run_earlier(
+    venv, tmp_path, backend: str, storage: str, config: dict, extra: dict, typed: str
+) -> list[str]:
+    script = tmp_path / "earlier.py"
+    script.write_text(EARLIER_CONFIGURATION)
+    run = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            str(script),
+            backend,
+            storage,
+            json.dumps(config),
+            json.dumps(extra),
+            typed,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.split()
+
+
 def test_fresh_install_works_with_the_earlier_configuration(tmp_path):
     venv = tmp_path / "venv"
     _install(venv, [str(REPO / "packages" / "core"), str(REPO / "packages" / "filesystem")])
-    script = tmp_path / "earlier.py"
-    script.write_text(EARLIER_CONFIGURATION)
-    for backend in ("django_storage_celery_results.backends.StorageBackend", "django-storage"):
+    for backend in BACKENDS:
         location = tmp_path / backend
-        run = subprocess.run(
-            [str(venv / "bin" / "python"), str(script), str(location), backend],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=120,
+        printed = run_earlier(
+            venv,
+            tmp_path,
+            backend,
+            "django.core.files.storage.FileSystemStorage",
+            {"location": str(location)},
+            {},
+            "django_storage_celery_results,django_storage_celery_results_filesystem",
         )
-        assert run.returncode == 0, run.stderr
-        assert run.stdout.split() == ["StorageBackend", "FileSystemAdapter", "{'ok':", "[1,", "2]}", "True"]
+        assert printed == ["StorageBackend", "FileSystemAdapter", "{'ok':", "[1,", "2]}", "True"]
         assert (location / "celery-task-meta-c0ffee00-0000-4000-8000-000000000001").is_file()
+
+
+def test_fresh_install_of_the_s3_provider_serves_the_earlier_s3_configuration(
+    tmp_path, s3_proxy, s3_bucket, s3_raw
+):
+    venv = tmp_path / "venv"
+    _install(venv, [str(REPO / "packages" / "core"), str(REPO / "packages" / "s3")])
+    config = {
+        "access_key": "testing",
+        "secret_key": "testing",
+        "bucket_name": s3_bucket,
+        "location": "results",
+    }
+    endpoint = {"AWS_S3_ENDPOINT_URL": s3_proxy.url, "AWS_S3_REGION_NAME": "us-east-1"}
+    printed = run_earlier(
+        venv,
+        tmp_path,
+        BACKENDS[0],
+        "storages.backends.s3boto3.S3Boto3Storage",
+        config,
+        endpoint,
+        "django_storage_celery_results,django_storage_celery_results_s3",
+    )
+    assert printed == ["StorageBackend", "S3Adapter", "{'ok':", "[1,", "2]}", "True"]
+    assert s3_raw.head_object(
+        Bucket=s3_bucket, Key="results/celery-task-meta-c0ffee00-0000-4000-8000-000000000001"
+    )
