@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError, HTTPClientError
+from storages.backends.s3 import S3Storage
 
 from django_storage_celery_results.adapters import (
     CREATE,
@@ -60,8 +61,9 @@ def error_of(exc: ClientError) -> tuple[int, str]:
 class S3Adapter(StorageAdapter):
     conditional_writes = True
     content_labels = True
+    storage: S3Storage
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: S3Storage) -> None:
         super().__init__(storage)
         if not storage.bucket_name:
             raise ImproperlyConfigured(
