@@ -140,7 +140,7 @@ def check_connectivity(
         return probe.messages
 
     name = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
-    written, version = probe.step(
+    written, _ = probe.step(
         "writing a probe object",
         lambda: adapter.put(name, b"{}", CREATE),
         "Grant s3:PutObject on the results prefix (and kms:GenerateDataKey for SSE-KMS).",
@@ -157,7 +157,7 @@ def check_connectivity(
             probe.fail(
                 "a probe object read back different", "Check the endpoint and any proxy in between.", 13
             )
-        _check_conditional_writes(probe, name, version)
+        _check_conditional_writes(probe, name)
         _check_public_access(probe, name)
     finally:
         probe.step(
@@ -170,7 +170,7 @@ def check_connectivity(
     return probe.messages
 
 
-def _check_conditional_writes(probe: _Probe, name: str, version: str | None) -> None:
+def _check_conditional_writes(probe: _Probe, name: str) -> None:
     adapter = probe.adapter
     for mode, header in ((CREATE, "If-None-Match"), (Update('"celery-check-stale"'), "If-Match")):
         try:
