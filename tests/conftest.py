@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tests.emulators import CountingProxy, EmulatorProcess, free_port, start_moto
+from tests.emulators import CountingProxy, EmulatorProcess, free_port, start_moto, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -188,13 +188,7 @@ class Worker:
         return self.log.read_bytes().decode("utf-8", "replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         self.handle.close()
 
 

@@ -31,6 +31,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen, grace: float = 30) -> None:
+    """Terminate, then kill what does not stop within the grace period."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
 class EmulatorProcess:
     """A server subprocess on a free loopback port, stopped by its PID."""
 
@@ -70,13 +81,7 @@ class EmulatorProcess:
             return False
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         if self._log is not subprocess.DEVNULL:
             self._log.close()
 

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core import checks
 from django.core.files.storage import FileSystemStorage
 
-from .config import resolve
+from .adapters import StorageAdapter
+from .config import StorageConfig, resolve
 from .exceptions import ImproperlyConfigured
 from .providers import missing_provider_for, registry
 
@@ -25,22 +26,33 @@ def uses_storage_backend(conf: Any) -> bool:
     return backend.split("://", 1)[0] in OUR_BACKENDS or backend.startswith(OUR_BACKENDS[1])
 
 
-@checks.register("celery_results")
-def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def _current_storage() -> tuple[Any, StorageConfig, StorageAdapter] | ImproperlyConfigured | None:
+    """The current Celery app's conf, resolved config and adapter; None when
+    the app does not use this backend; the error when it cannot be built."""
     from celery import current_app
 
     conf = current_app.conf
     if not uses_storage_backend(conf):
-        return []
+        return None
     try:
         config = resolve(conf)
-        adapter = config.build_adapter()
+        return conf, config, config.build_adapter()
     except ImproperlyConfigured as exc:
+        return exc
+
+
+@checks.register("celery_results")
+def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    current = _current_storage()
+    if current is None:
+        return []
+    if isinstance(current, ImproperlyConfigured):
         return [
             checks.Error(
-                str(exc), id="django_storage_celery_results.E001", hint="Fix the setting named above."
+                str(current), id="django_storage_celery_results.E001", hint="Fix the setting named above."
             )
         ]
+    conf, config, adapter = current
     messages = list(web_served_warnings(adapter.storage))
     if not conf.get("result_storage"):
         messages.append(
@@ -61,16 +73,10 @@ def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.
 @checks.register("celery_results", deploy=True)
 def check_result_storage_connection(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Talk to the store (``manage.py check --deploy``): reachable, writable, expiring."""
-    from celery import current_app
-
-    conf = current_app.conf
-    if not uses_storage_backend(conf):
-        return []
-    try:
-        config = resolve(conf)
-        adapter = config.build_adapter()
-    except ImproperlyConfigured:
-        return []  # E001 of check_result_storage reports it
+    current = _current_storage()
+    if current is None or isinstance(current, ImproperlyConfigured):
+        return []  # E001 of check_result_storage reports a broken configuration
+    conf, config, adapter = current
     if config.provider is None or config.provider.connectivity is None:
         return []
     return config.provider.connectivity(adapter, expires_seconds(conf))
