@@ -123,6 +123,8 @@ class CountingProxy:
         self.upstream_port = parts.port or 80
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        #: Seconds each forwarded request waits first, like a network round trip.
+        self.delay = 0.0
         self._lock = threading.Lock()
         handler = type("Handler", (_ProxyHandler,), {"proxy": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -202,6 +204,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 return
             self._answer(fault.status, list(fault.headers), fault.body)
             return
+        if self.proxy.delay:
+            time.sleep(self.proxy.delay)
         upstream = http.client.HTTPConnection(self.proxy.upstream_host, self.proxy.upstream_port, timeout=60)
         try:
             upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
