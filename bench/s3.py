@@ -1,6 +1,6 @@
 """Benchmark: results in S3, 1 KiB each, against a moto server.
 
-    hatch run bench:s3 [--count N]
+    hatch run bench:s3 [--count N] [--latency MS]
 
 Targets, measured in one run against one emulator behind one counting proxy
 (so requests per operation are exact, and every target pays the same hops):
