@@ -24,7 +24,7 @@ import django
 from django.conf import settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import Measurement, measure, report
+from bench.harness import CallCounter, Measurement, fs_calls, measure, report
 
 PAYLOAD = {"value": "x" * 900, "numbers": list(range(10))}  # about 1 KiB as JSON
 
@@ -49,15 +49,21 @@ def raw_operations(folder: Path, encoded: bytes, count: int) -> list[Measurement
             handle.read()
 
     return [
-        measure("raw", "store new result", write, count),
-        measure("raw-durable", "store new result", write_durably, count),
-        measure("raw", "read result", read, count),
-        measure("raw", "STARTED then SUCCESS", lambda i: (write(i), write(i)), count),
-        measure("raw-durable", "STARTED then SUCCESS", lambda i: (write_durably(i), write_durably(i)), count),
+        measure("raw", "store new result", write, count, fs_calls),
+        measure("raw-durable", "store new result", write_durably, count, fs_calls),
+        measure("raw", "read result", read, count, fs_calls),
+        measure("raw", "STARTED then SUCCESS", lambda i: (write(i), write(i)), count, fs_calls),
+        measure(
+            "raw-durable",
+            "STARTED then SUCCESS",
+            lambda i: (write_durably(i), write_durably(i)),
+            count,
+            fs_calls,
+        ),
     ]
 
 
-def backend_operations(name: str, backend, count: int, countable: bool) -> list[Measurement]:
+def backend_operations(name: str, backend, count: int, counter: CallCounter | None) -> list[Measurement]:
     from celery import states
 
     ids = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
@@ -74,9 +80,9 @@ def backend_operations(name: str, backend, count: int, countable: bool) -> list[
         backend.store_result(two_step[i], PAYLOAD, states.SUCCESS)
 
     return [
-        measure(name, "store new result", store, count, countable),
-        measure(name, "read result", read, count, countable),
-        measure(name, "STARTED then SUCCESS", started_then_success, count, countable),
+        measure(name, "store new result", store, count, counter),
+        measure(name, "read result", read, count, counter),
+        measure(name, "STARTED then SUCCESS", started_then_success, count, counter),
     ]
 
 
@@ -99,8 +105,8 @@ def group_join(app, folder: Path, encoded: bytes, joins: int) -> list[Measuremen
                 handle.read()
 
     return [
-        measure("raw", "group join of 100", read_sequentially, joins),
-        measure("ours", "group join of 100", join_ours, joins),
+        measure("raw", "group join of 100", read_sequentially, joins, fs_calls),
+        measure("ours", "group join of 100", join_ours, joins, fs_calls),
     ]
 
 
@@ -136,10 +142,10 @@ def main() -> None:
     encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
 
     measurements = raw_operations(work / "raw", encoded, args.count)
-    measurements += backend_operations("ours", ours.backend, args.count, countable=True)
-    measurements += backend_operations("ours-generic", generic.backend, args.count, countable=True)
+    measurements += backend_operations("ours", ours.backend, args.count, fs_calls)
+    measurements += backend_operations("ours-generic", generic.backend, args.count, fs_calls)
     # Celery's file backend binds open() at import time, so its calls cannot be counted.
-    measurements += backend_operations("celery-file", celery_file.backend, args.count, countable=False)
+    measurements += backend_operations("celery-file", celery_file.backend, args.count, None)
     measurements += group_join(ours, work / "raw", encoded, max(5, args.count // 25))
 
     print(f"1 KiB results; best of 3 runs of {args.count} operations; {os.cpu_count()} CPUs; {work}")

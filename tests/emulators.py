@@ -128,6 +128,8 @@ class CountingProxy:
         self.upstream_port = parts.port or 80
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        #: Seconds each forwarded request waits first, like a network round trip.
+        self.delay = 0.0
         self._lock = threading.Lock()
         handler = type("Handler", (_ProxyHandler,), {"proxy": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -175,6 +177,9 @@ class CountingProxy:
 class _ProxyHandler(BaseHTTPRequestHandler):
     proxy: CountingProxy
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm the
+    # body then waits for the client's delayed ACK (40 ms on Linux).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
@@ -204,6 +209,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 return
             self._answer(fault.status, list(fault.headers), fault.body)
             return
+        if self.proxy.delay:
+            time.sleep(self.proxy.delay)
         upstream = http.client.HTTPConnection(self.proxy.upstream_host, self.proxy.upstream_port, timeout=60)
         try:
             upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
