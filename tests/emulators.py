@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"})
 
 
@@ -131,12 +132,20 @@ class CountingProxy:
         #: Seconds each forwarded request waits first, like a network round trip.
         self.delay = 0.0
         self._lock = threading.Lock()
+        self._object_locks: dict[str, threading.Lock] = {}
         handler = type("Handler", (_ProxyHandler,), {"proxy": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="counting-proxy", daemon=True)
         self._thread.start()
+
+    def object_lock(self, path: str) -> threading.Lock:
+        """Writes to one path go upstream one at a time, as the real stores
+        apply them; moto checks If-Match and stores without a lock, so two
+        racing conditional writes could otherwise both win."""
+        with self._lock:
+            return self._object_locks.setdefault(path, threading.Lock())
 
     def record(self, request: Request) -> Fault | None:
         with self._lock:
@@ -211,6 +220,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         if self.proxy.delay:
             time.sleep(self.proxy.delay)
+        if self.command in WRITES:
+            with self.proxy.object_lock(path):
+                self._relay(body)
+        else:
+            self._relay(body)
+
+    def _relay(self, body: bytes) -> None:
         upstream = http.client.HTTPConnection(self.proxy.upstream_host, self.proxy.upstream_port, timeout=60)
         try:
             upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)

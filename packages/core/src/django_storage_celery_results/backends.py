@@ -14,11 +14,15 @@ from typing import Any
 
 from celery import states
 from celery.backends.base import KeyValueStoreBackend
+from celery.canvas import maybe_signature
+from celery.exceptions import ChordError
+from celery.result import allow_join_result
 from django.utils.module_loading import import_string
 from kombu.utils.encoding import bytes_to_str
 
 from . import codec
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update
+from .chords import ChordStates
 from .config import StorageConfig, resolve
 from .exceptions import ImproperlyConfigured, VersionMismatch
 from .keys import KeyLayout
@@ -65,6 +69,7 @@ class StorageBackend(KeyValueStoreBackend):
             conf.get("result_storage_concurrency"), DEFAULT_CONCURRENCY, "result_storage_concurrency"
         )
         self._content = Content(content_type=self.content_type)
+        self._chords = ChordStates(self)
         self._reset_process_resources()
         _live_backends.add(self)
         # Build now so a storage that cannot be built fails at startup.
@@ -200,6 +205,67 @@ class StorageBackend(KeyValueStoreBackend):
                 raise RuntimeError(f"{adapter!r} returned no version for {name!r}")
             mode = Update(current.version)
         raise VersionMismatch(f"result {name!r} kept changing under {MAX_WRITE_ROUNDS} conditional writes")
+
+    # -- chords ------------------------------------------------------------------
+
+    @property
+    def native_chords(self) -> bool:
+        """Chords count their header tasks in storage, without chord_unlock polling."""
+        return self.adapter.conditional_writes
+
+    def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> Any:
+        if not self.native_chords:
+            return super().apply_chord(header_result_args, body, **kwargs)  # celery.chord_unlock
+        self.ensure_chords_allowed()
+        header_result = self.app.GroupResult(*header_result_args)
+        header_result.save(backend=self)
+        self._chords.start(header_result.id, len(header_result.results))
+        return None
+
+    def set_chord_size(self, group_id: str, chord_size: int) -> None:
+        if self.native_chords:
+            self._chords.set_size(group_id, chord_size)
+
+    def on_chord_part_return(self, request: Any, state: str, result: Any, **kwargs: Any) -> None:
+        group_id = getattr(request, "group", None)
+        if not self.native_chords or not group_id:
+            return
+        callback = maybe_signature(request.chord, app=self.app)
+        try:
+            completed = self._chords.record(group_id, request.id)
+        except Exception as exc:  # the chord can never complete: fail it, do not hang
+            logger.exception("Chord %s: cannot record header task %s", group_id, request.id)
+            self.chord_error_from_stack(callback, ChordError(f"cannot record a header task: {exc!r}"))
+            return
+        if completed:
+            self._fire_chord(group_id, callback)
+
+    def _fire_chord(self, group_id: str, callback: Any) -> None:
+        """Join the header results (one parallel read) and send the callback."""
+        header = self.restore_group(group_id, cache=False)
+        try:
+            if header is None:
+                raise ChordError(f"GroupResult {group_id} no longer exists")
+            try:
+                with allow_join_result():
+                    values = header.join_native(
+                        timeout=self.app.conf.result_chord_join_timeout, propagate=True
+                    )
+            except Exception as exc:
+                culprit = next((r for r in header.results if r.state in states.PROPAGATE_STATES), None)
+                reason = f"Dependency {culprit.id} raised {exc!r}" if culprit else repr(exc)
+                raise ChordError(reason) from exc
+            callback.delay(values)
+        except ChordError as exc:  # a header task failed: the callback's errbacks run
+            logger.error("Chord %s failed: %s", group_id, exc)
+            self.chord_error_from_stack(callback, exc)
+        except Exception as exc:
+            logger.exception("Chord %s: the callback could not be sent", group_id)
+            self.chord_error_from_stack(callback, ChordError(f"Callback error: {exc!r}"))
+        finally:
+            if header is not None:
+                header.delete(backend=self)
+            self._chords.forget(group_id)
 
     # -- retries and expiry ------------------------------------------------------
 

@@ -1,0 +1,212 @@
+"""Native chords: header tasks recorded as a set with conditional writes.
+
+Driven through the backend as a worker would (mark_as_done / mark_as_failure
+with the header task's request), on the filesystem provider and on S3; the
+callback runs eagerly in-process and appends a line to a file, so the file
+proves it ran exactly once. End-to-end chords with a real worker are in
+test_e2e.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from celery import signals, states
+from celery.app.task import Context
+from celery.exceptions import ChordError
+
+from django_storage_celery_results import chords
+from tests.emulators import Fault
+
+STORAGES = ["filesystem", "s3"]
+
+
+@pytest.fixture(params=STORAGES)
+def chord_app(request, make_app, tmp_path):
+    if request.param == "s3":
+        config = request.getfixturevalue("s3_config")
+    else:
+        config = {"location": str(tmp_path / "results")}
+    app = make_app(
+        result_storage=request.param,
+        result_storage_config=config,
+        task_always_eager=True,
+        task_store_eager_result=True,
+    )
+    calls = tmp_path / "callback-calls"
+
+    @app.task(name="tests.record_callback", shared=False)
+    def record_callback(values):
+        with calls.open("a") as handle:
+            handle.write(f"{sum(values)}\n")
+        return sum(values)
+
+    app.calls = calls
+    return app
+
+
+def start_chord(app, size: int):
+    """What chord.apply_async does before the header runs; returns (group id, task ids, callback)."""
+    group_id = str(uuid.uuid4())
+    task_ids = [str(uuid.uuid4()) for _ in range(size)]
+    header = [app.AsyncResult(task_id) for task_id in task_ids]
+    callback = app.signature("tests.record_callback")
+    callback.freeze()
+    app.backend.apply_chord((group_id, header), callback)
+    app.backend.set_chord_size(group_id, size)
+    return group_id, task_ids, callback
+
+
+def finish(app, group_id: str, task_id: str, callback, value=1) -> None:
+    request = Context(id=task_id, group=group_id, chord=dict(callback), delivery_info={})
+    app.backend.mark_as_done(task_id, value, request=request)
+
+
+def callback_lines(app) -> list[str]:
+    return app.calls.read_text().splitlines() if app.calls.exists() else []
+
+
+def test_the_callback_runs_once_when_the_last_header_task_finishes(chord_app):
+    group_id, task_ids, callback = start_chord(chord_app, 10)
+    for number, task_id in enumerate(task_ids):
+        assert callback_lines(chord_app) == []
+        finish(chord_app, group_id, task_id, callback, number)
+    assert callback_lines(chord_app) == [str(sum(range(10)))]
+    assert chord_app.AsyncResult(callback.id).get(timeout=5) == sum(range(10))
+    backend = chord_app.backend
+    assert backend.restore_group(group_id, cache=False) is None  # removed once the chord completed
+    assert backend.adapter.read(backend.get_key_for_chord(group_id)) is None
+
+
+def test_a_redelivered_header_task_is_counted_once(chord_app):
+    group_id, task_ids, callback = start_chord(chord_app, 3)
+    finish(chord_app, group_id, task_ids[0], callback)
+    finish(chord_app, group_id, task_ids[0], callback)  # redelivered (acks_late, lost worker)
+    finish(chord_app, group_id, task_ids[1], callback)
+    assert callback_lines(chord_app) == []  # two distinct of three: not yet
+    finish(chord_app, group_id, task_ids[2], callback)
+    finish(chord_app, group_id, task_ids[2], callback)
+    assert callback_lines(chord_app) == ["3"]
+
+
+def test_racing_workers_fire_the_callback_exactly_once(chord_app):
+    group_id, task_ids, callback = start_chord(chord_app, 40)
+    batches = [task_ids[i::8] for i in range(8)]
+    errors: list[BaseException] = []
+
+    def work(batch: list[str]) -> None:
+        try:
+            for task_id in batch:
+                finish(chord_app, group_id, task_id, callback)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert callback_lines(chord_app) == ["40"]
+
+
+def test_a_failed_header_task_fails_the_callback_with_chord_error(chord_app):
+    group_id, task_ids, callback = start_chord(chord_app, 2)
+    finish(chord_app, group_id, task_ids[0], callback)
+    request = Context(id=task_ids[1], group=group_id, chord=dict(callback), delivery_info={})
+    chord_app.backend.mark_as_failure(task_ids[1], ValueError("expected failure"), request=request)
+    assert callback_lines(chord_app) == []
+    failed = chord_app.AsyncResult(callback.id)
+    assert failed.state == states.FAILURE
+    with pytest.raises(
+        ChordError, match=rf"Dependency {task_ids[1]} raised ValueError\('expected failure'\)"
+    ):
+        failed.get(timeout=5)
+
+
+def test_no_chord_unlock_task_is_sent(make_app, tmp_path):
+    published: list[str] = []
+
+    def record(sender=None, **kwargs):
+        published.append(sender)
+
+    signals.before_task_publish.connect(record, weak=False)
+    try:
+        native = make_app(
+            result_storage="filesystem", result_storage_config={"location": str(tmp_path / "a")}
+        )
+        start_chord(native, 2)
+        assert "celery.chord_unlock" not in published
+        polling = make_app(
+            result_storage="tests.storages.ThirdPartyFolderStorage",
+            result_storage_config={"location": str(tmp_path / "b")},
+        )
+        start_chord(polling, 2)  # the generic adapter cannot write conditionally
+        assert "celery.chord_unlock" in published
+    finally:
+        signals.before_task_publish.disconnect(record)
+
+
+def test_s3_requests_per_header_task(make_app, s3_config, s3_proxy, tmp_path):
+    app = make_app(
+        result_storage="s3",
+        result_storage_config=s3_config,
+        task_always_eager=True,
+        task_store_eager_result=True,
+    )
+    app.calls = tmp_path / "calls"
+
+    @app.task(name="tests.record_callback", shared=False)
+    def record_callback(values):
+        return sum(values)
+
+    group_id, task_ids, callback = start_chord(app, 20)
+    per_task = []
+    for task_id in task_ids[:-1]:
+        with s3_proxy.counting() as seen:
+            finish(app, group_id, task_id, callback)
+        per_task.append(len(seen))
+    with s3_proxy.counting() as last:
+        finish(app, group_id, task_ids[-1], callback)
+    # the result, then the chord state: one read and one version-matched write
+    assert per_task == [3] * 19
+    gets = [request for request in last if request.method == "GET"]
+    # the last one also reads the group and the 20 header results, sends the
+    # callback (eager here: its own result is one more write) and cleans up
+    assert len(gets) == 2 + 20
+    assert app.AsyncResult(callback.id).get(timeout=5) == 20
+
+
+def test_a_chord_state_that_cannot_be_updated_fails_the_callback(
+    make_app, s3_config, s3_proxy, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(chords, "MAX_ROUNDS", 3)
+    monkeypatch.setattr(chords, "BACKOFF_START", 0)
+    app = make_app(
+        result_storage="s3",
+        result_storage_config=s3_config,
+        task_always_eager=True,
+        task_store_eager_result=True,
+    )
+    group_id, task_ids, callback = start_chord(app, 2)
+    body = b"<?xml version='1.0'?><Error><Code>PreconditionFailed</Code><Message>x</Message></Error>"
+    s3_proxy.inject(
+        Fault(412, body, matches=lambda r: r.method == "PUT" and "/chord-unlock-" in r.path, times=3)
+    )
+    finish(app, group_id, task_ids[0], callback)
+    failed = app.AsyncResult(callback.id)
+    assert failed.state == states.FAILURE
+    with pytest.raises(ChordError, match="cannot record a header task"):
+        failed.get(timeout=5)
+
+
+def test_chord_state_lives_under_the_chord_name(chord_app):
+    group_id, task_ids, callback = start_chord(chord_app, 2)
+    finish(chord_app, group_id, task_ids[0], callback)
+    backend = chord_app.backend
+    stored = backend.adapter.read(backend.get_key_for_chord(group_id))
+    assert stored is not None
+    state = chords.ChordState.load(backend.decode(backend.get(backend.get_key_for_chord(group_id))))
+    assert state == chords.ChordState(2, {task_ids[0]})
