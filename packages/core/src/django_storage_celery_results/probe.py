@@ -100,7 +100,7 @@ class Probe:
         self.fail(finding.what, finding.hint, finding.number)
 
     def _message(
-        self, level: type[checks.CheckMessage], letter: str, what: str, hint: str, number: int
+        self, level: Callable[..., checks.CheckMessage], letter: str, what: str, hint: str, number: int
     ) -> None:
         self.messages.append(
             level(

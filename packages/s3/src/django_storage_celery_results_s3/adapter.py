@@ -61,6 +61,7 @@ def error_of(exc: ClientError) -> tuple[int, str]:
 class S3Adapter(StorageAdapter):
     conditional_writes = True
     content_labels = True
+    storage: Any  # an S3Storage (django-storages ships no type hints)
 
     def __init__(self, storage: Any) -> None:
         super().__init__(storage)
