@@ -73,10 +73,6 @@ def test_storage_class_object_and_in_memory_storage_use_the_generic_adapter():
             r"'filesytem' is not a dotted class path.*did you mean 'filesystem'",
         ),
         (
-            {"result_storage": "s3"},
-            r"needs django-storage-celery-results-s3.*pip install django-storage-celery-results-s3",
-        ),
-        (
             {"result_storage": FS, "result_storage_config": {"locaton": "/x"}},
             r"CELERY_RESULT_STORAGE_CONFIG.*has the key 'locaton'.*Did you mean 'location'",
         ),
@@ -88,6 +84,16 @@ def test_storage_class_object_and_in_memory_storage_use_the_generic_adapter():
 def test_errors_name_the_setting_and_the_fix(conf, message):
     with pytest.raises(ImproperlyConfigured, match=message):
         resolve(conf)
+
+
+def test_a_preset_of_a_provider_not_installed_names_the_package(monkeypatch):
+    from django_storage_celery_results import providers
+
+    package = "django-storage-celery-results-example"
+    # every provider we publish may be installed here: name one that is not
+    monkeypatch.setitem(providers.KNOWN_PRESETS, "example", package)
+    with pytest.raises(ImproperlyConfigured, match=rf"needs {package}.*pip install {package}"):
+        resolve({"result_storage": "example"})
 
 
 def test_constructor_errors_never_echo_secrets():

@@ -13,12 +13,17 @@ from django_storage_celery_results.exceptions import ImproperlyConfigured
 
 @pytest.fixture
 def broken_distribution(tmp_path, monkeypatch):
-    """Install (on sys.path) a distribution whose provider entry point fails."""
+    """Install (on sys.path) a distribution whose provider entry point fails.
+
+    It publishes a preset of its own, as ours do: the real providers may all
+    be installed here, and one of them would answer for its name.
+    """
+    monkeypatch.setitem(providers.KNOWN_PRESETS, "example", "django-storage-celery-results-example")
     info = tmp_path / "broken_results_provider-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-results-provider\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        "[django_storage_celery_results.providers]\ns3 = broken_results_provider:provider\n"
+        "[django_storage_celery_results.providers]\nexample = broken_results_provider:provider\n"
     )
     (tmp_path / "broken_results_provider.py").write_text("raise RuntimeError('cannot import boto')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -37,9 +42,11 @@ def test_installed_providers_are_found():
 def test_a_broken_provider_is_reported_not_fatal(broken_distribution, tmp_path, caplog):
     found = providers.registry()
     assert "filesystem" in found.providers  # the others still load
-    assert "s3" in found.broken and "cannot import boto" in found.broken["s3"]
-    with pytest.raises(ImproperlyConfigured, match=r"'s3' needs django-storage-celery-results-s3 but failed"):
-        resolve({"result_storage": "s3"})
+    assert "example" in found.broken and "cannot import boto" in found.broken["example"]
+    with pytest.raises(
+        ImproperlyConfigured, match=r"'example' needs django-storage-celery-results-example but failed"
+    ):
+        resolve({"result_storage": "example"})
     assert resolve({"result_storage": "filesystem", "result_storage_config": {"location": str(tmp_path)}})
 
 
@@ -61,4 +68,4 @@ def test_a_broken_provider_shows_in_the_checks(broken_distribution, make_app, tm
     app.set_current()
     messages = check_result_storage()
     assert [m.id for m in messages] == ["django_storage_celery_results.W003"]
-    assert "'s3' failed to load" in messages[0].msg
+    assert "'example' failed to load" in messages[0].msg
