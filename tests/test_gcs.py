@@ -48,8 +48,8 @@ def object_names(request: Request) -> list[str]:
     """The object names a request touches: in its path, or in an upload's metadata."""
     if request.path.startswith("/upload/"):
         return [json.loads(match)["name"] for match in re.findall(rb"\{[^{}]*\"name\"[^{}]*\}", request.body)]
-    if "/o/" in request.path:
-        return [unquote(request.path.split("/o/", 1)[1])]
+    if "/o/" in request.path:  # the quoted name is one path segment
+        return [unquote(request.path.split("/o/", 1)[1].split("/", 1)[0])]
     return []
 
 
@@ -63,6 +63,32 @@ def gcs_error(status: int, reason: str, **matches: str) -> Fault:
         (("Content-Type", "application/json"),),
         matches=lambda request: method is None or request.method == method,
     )
+
+
+def bucket_answer(bucket: str, rules=(), uniform: bool = False, prevention: str = "inherited") -> Fault:
+    """The bucket's GET as GCS would answer it: fake-gcs-server keeps no lifecycle
+    rules and no uniform bucket-level access or public access prevention."""
+    resource = {
+        "kind": "storage#bucket",
+        "id": bucket,
+        "name": bucket,
+        "metageneration": "3",
+        "iamConfiguration": {
+            "uniformBucketLevelAccess": {"enabled": uniform},
+            "publicAccessPrevention": prevention,
+        },
+        "lifecycle": {"rule": list(rules)},
+    }
+    return Fault(
+        200,
+        json.dumps(resource).encode(),
+        (("Content-Type", "application/json"),),
+        matches=lambda request: request.method == "GET" and request.path == f"/storage/v1/b/{bucket}",
+    )
+
+
+def results_rule(days: int, prefix: str = "celery-results/") -> dict:
+    return {"action": {"type": "Delete"}, "condition": {"age": days, "matchesPrefix": [prefix]}}
 
 
 # -- request budgets -----------------------------------------------------------
@@ -410,6 +436,56 @@ def test_a_failed_deletion_in_a_batch_is_raised(gcs_app, gcs_proxy):
         OSError, match=r"did not delete 1 of 2 results.*'celery-results/celery-task-meta-b'.*403"
     ):
         gcs_app.backend.adapter.delete_many(["celery-task-meta-a", "celery-task-meta-b"])
+
+
+def test_lifecycle_rule_is_created_kept_and_updated(gcs_app, gcs_proxy, gcs_bucket):
+    from django_storage_celery_results_gcs import ensure_lifecycle_rule, find_expiry_rule
+
+    adapter = gcs_app.backend.adapter
+    media = {"action": {"type": "SetStorageClass", "storageClass": "COLDLINE"}, "condition": {"age": 30}}
+    unknown = {"action": {"type": "SomeFutureAction"}, "condition": {"age": 9}}  # kept as it is
+    gcs_proxy.inject(bucket_answer(gcs_bucket, [media, unknown]))
+    assert find_expiry_rule(adapter) is None
+    gcs_proxy.inject(bucket_answer(gcs_bucket, [media, unknown]))
+    with gcs_proxy.counting() as created:
+        assert ensure_lifecycle_rule(adapter, 86400) == "created"
+    assert calls(created) == ["GET bucket", "PATCH bucket"]
+    assert dict(parse_qsl(created[1].query))["ifMetagenerationMatch"] == "3"
+    assert json.loads(created[1].body) == {"lifecycle": {"rule": [media, unknown, results_rule(1)]}}
+
+    gcs_proxy.inject(bucket_answer(gcs_bucket, [media, results_rule(1)]))
+    assert ensure_lifecycle_rule(adapter, 86400) == "unchanged"
+    gcs_proxy.inject(bucket_answer(gcs_bucket, [results_rule(1), media]))
+    with gcs_proxy.counting() as updated:
+        assert ensure_lifecycle_rule(adapter, 86400 * 2.5) == "updated"
+    assert json.loads(updated[1].body) == {"lifecycle": {"rule": [media, results_rule(3)]}}
+    gcs_proxy.inject(bucket_answer(gcs_bucket, [media, results_rule(3)]))
+    assert find_expiry_rule(adapter) == results_rule(3)
+
+
+@pytest.mark.parametrize(
+    ("rule", "covers"),
+    [
+        ({"action": {"type": "Delete"}, "condition": {"age": 5}}, True),  # the whole bucket
+        (results_rule(5, prefix="celery-"), True),
+        (results_rule(5, prefix="media/"), False),
+        ({"action": {"type": "Delete"}, "condition": {"age": 5, "matchesStorageClass": ["NEARLINE"]}}, False),
+        ({"action": {"type": "SetStorageClass", "storageClass": "COLDLINE"}, "condition": {"age": 5}}, False),
+    ],
+)
+def test_an_expiry_rule_must_delete_every_result(gcs_app, gcs_proxy, gcs_bucket, rule, covers):
+    from django_storage_celery_results_gcs import find_expiry_rule
+
+    gcs_proxy.inject(bucket_answer(gcs_bucket, [rule]))
+    assert (find_expiry_rule(gcs_app.backend.adapter) == rule) is covers
+
+
+def test_lifecycle_rule_refuses_the_bucket_root(make_app, gcs_config):
+    from django_storage_celery_results_gcs import ensure_lifecycle_rule
+
+    app = make_app(result_storage="gcs", result_storage_config={**gcs_config, "location": ""})
+    with pytest.raises(ImproperlyConfigured, match="every object of the bucket"):
+        ensure_lifecycle_rule(app.backend.adapter, 86400)
 
 
 # -- faults --------------------------------------------------------------------

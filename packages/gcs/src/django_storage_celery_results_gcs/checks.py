@@ -17,7 +17,7 @@ from typing import Any
 import requests
 from django.core import checks
 from google.api_core import exceptions
-from google.auth.exceptions import GoogleAuthError, RefreshError, TransportError
+from google.auth.exceptions import GoogleAuthError, InvalidOperation, RefreshError, TransportError
 from google.cloud.storage.exceptions import DataCorruption
 
 from django_storage_celery_results.adapters import StorageAdapter
@@ -70,7 +70,9 @@ class GCSProbe(Probe):
         return type(exc).__name__
 
     def diagnose(self, doing: str, exc: BaseException) -> Finding | None:
-        if isinstance(exc, (RefreshError, exceptions.Unauthorized)):
+        # A 401 makes google-auth refresh the credentials: RefreshError when that
+        # fails, InvalidOperation for credentials that cannot refresh (anonymous).
+        if isinstance(exc, (RefreshError, InvalidOperation, exceptions.Unauthorized)):
             return Finding(
                 f"Google rejected the credentials ({type(exc).__name__}) while {doing}",
                 "Check credentials (GS_CREDENTIALS) or the application default credentials "
