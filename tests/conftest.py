@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -92,6 +93,14 @@ def require(module: str, install: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{module} is required in CI: pip install {install}")
         pytest.skip(f"{module} is not installed (pip install {install})")
+
+
+def save_as_the_earlier_package(app, task_id: str, result) -> None:
+    """A SUCCESS result as the earlier package stored it: JSON through storage.save()."""
+    from django.core.files.base import ContentFile
+
+    meta = {"status": "SUCCESS", "result": result, "task_id": task_id, "traceback": None, "children": []}
+    app.backend.adapter.storage.save(f"celery-task-meta-{task_id}", ContentFile(json.dumps(meta).encode()))
 
 
 S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}

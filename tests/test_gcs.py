@@ -7,15 +7,13 @@ import os
 import re
 import time
 import zlib
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
 import pytest
 from celery import states
-from django.core.files.base import ContentFile
 
-from django_storage_celery_results.adapters import Update
-from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
+from django_storage_celery_results.exceptions import ImproperlyConfigured
+from tests.conftest import save_as_the_earlier_package
 from tests.emulators import Fault, Request
 
 KEY = "celery-results/celery-task-meta-task-1"
@@ -94,57 +92,6 @@ def results_rule(days: int, prefix: str = "celery-results/") -> dict:
 # -- request budgets -----------------------------------------------------------
 
 
-def test_a_new_result_is_one_create_only_upload(gcs_app, gcs_proxy):
-    with gcs_proxy.counting() as seen:
-        gcs_app.backend.store_result("task-1", 42, states.SUCCESS)
-    assert calls(seen) == ["POST upload multipart ifGenerationMatch=0"]
-
-
-def test_started_then_success_from_one_worker_is_two_uploads(gcs_app, gcs_proxy):
-    backend = gcs_app.backend
-    with gcs_proxy.counting() as seen:
-        backend.store_result("task-1", None, states.STARTED)
-        backend.store_result("task-1", 42, states.SUCCESS)
-    assert calls(seen) == [
-        "POST upload multipart ifGenerationMatch=0",
-        "POST upload multipart ifGenerationMatch=N",
-    ]
-    assert backend.get_task_meta("task-1", cache=False)["result"] == 42
-
-
-def test_success_after_another_process_wrote_started_is_three_requests(make_app, gcs_config, gcs_proxy):
-    first = make_app(result_storage="gcs", result_storage_config=gcs_config).backend
-    second = make_app(result_storage="gcs", result_storage_config=gcs_config).backend
-    first.store_result("task-1", None, states.STARTED)
-    with gcs_proxy.counting() as seen:
-        second.store_result("task-1", 42, states.SUCCESS)
-    assert calls(seen) == [
-        "POST upload multipart ifGenerationMatch=0",
-        "GET media",
-        "POST upload multipart ifGenerationMatch=N",
-    ]
-    assert first.get_task_meta("task-1", cache=False)["status"] == states.SUCCESS
-
-
-def test_a_late_duplicate_never_overwrites_success(make_app, gcs_config, gcs_proxy):
-    first = make_app(result_storage="gcs", result_storage_config=gcs_config).backend
-    late = make_app(result_storage="gcs", result_storage_config=gcs_config).backend
-    first.store_result("task-1", 42, states.SUCCESS)
-    with gcs_proxy.counting() as seen:
-        late.store_result("task-1", None, states.STARTED)
-    assert calls(seen) == ["POST upload multipart ifGenerationMatch=0", "GET media"]
-    assert first.get_task_meta("task-1", cache=False)["result"] == 42
-
-
-def test_read_is_one_media_download_and_missing_is_pending(gcs_app, gcs_proxy):
-    backend = gcs_app.backend
-    backend.store_result("task-1", 42, states.SUCCESS)
-    with gcs_proxy.counting() as seen:
-        assert backend.get_task_meta("task-1", cache=False)["result"] == 42
-        assert backend.get_task_meta("never-stored", cache=False)["status"] == states.PENDING
-    assert calls(seen) == ["GET media", "GET media"]
-
-
 def test_no_background_bucket_lookups_and_the_environment_is_left_alone(gcs_app, gcs_proxy):
     # google-cloud-storage 3.x would GET the bucket after the first call and after a 404
     with gcs_proxy.counting() as seen:
@@ -159,40 +106,6 @@ def test_no_background_bucket_lookups_and_the_environment_is_left_alone(gcs_app,
         "GET list",
     ]
     assert "DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA" not in os.environ
-
-
-def test_forget_is_one_delete(gcs_app, gcs_proxy, gcs_raw, gcs_bucket):
-    backend = gcs_app.backend
-    backend.store_result("task-1", 42, states.SUCCESS)
-    with gcs_proxy.counting() as seen:
-        backend.forget("task-1")
-    assert calls(seen) == ["DELETE object"]
-    assert list(gcs_raw.list_blobs(gcs_bucket)) == []
-
-
-def test_batch_reads_are_one_download_each_in_parallel(gcs_app, gcs_proxy):
-    backend = gcs_app.backend
-    ids = [f"task-{i}" for i in range(40)]
-    for number, task_id in enumerate(ids):
-        backend.store_result(task_id, number, states.SUCCESS)
-    with gcs_proxy.counting() as seen:
-        metas = dict(backend.get_many(ids, timeout=10))
-    assert calls(seen) == ["GET media"] * 40
-    assert {task_id: meta["result"] for task_id, meta in metas.items()} == {
-        task_id: number for number, task_id in enumerate(ids)
-    }
-    assert backend._pool()._max_workers == 10  # requests' connection pool per host
-
-
-def test_group_save_restore_delete(gcs_app, gcs_proxy):
-    backend = gcs_app.backend
-    group = gcs_app.GroupResult("group-1", [gcs_app.AsyncResult("a"), gcs_app.AsyncResult("b")])
-    with gcs_proxy.counting() as seen:
-        group.save(backend=backend)
-    assert calls(seen) == ["POST upload multipart"]
-    assert [r.id for r in backend.restore_group("group-1", cache=False).results] == ["a", "b"]
-    backend.delete_group("group-1")
-    assert backend.restore_group("group-1", cache=False) is None
 
 
 def test_a_result_above_eight_mib_is_still_one_upload(gcs_app, gcs_proxy):
@@ -269,16 +182,7 @@ def test_earlier_package_configuration_works_unchanged(make_app, gcs_config, gcs
         result_storage="storages.backends.gcloud.GoogleCloudStorage",
         result_storage_config=config,
     )
-    # a result the earlier package stored through storage.save()
-    legacy = app.backend.adapter.storage
-    legacy.save(
-        "celery-task-meta-old",
-        ContentFile(
-            json.dumps(
-                {"status": "SUCCESS", "result": 7, "task_id": "old", "traceback": None, "children": []}
-            ).encode()
-        ),
-    )
+    save_as_the_earlier_package(app, "old", 7)
     assert app.AsyncResult("old").get(timeout=5) == 7
     app.backend.store_result("new", 8, states.SUCCESS)
     names = {blob.name for blob in gcs_raw.list_blobs(gcs_bucket)}
@@ -308,17 +212,6 @@ def test_result_config_wins_over_shared_settings(make_app, settings, gcs_config,
     assert gcs_raw.bucket(gcs_bucket).get_blob("tasks/results/celery-task-meta-task-1")
 
 
-def test_unknown_config_key_names_the_closest(make_app, gcs_config):
-    with pytest.raises(ImproperlyConfigured, match=r"'bucket'.*Did you mean 'bucket_name'"):
-        make_app(result_storage="gcs", result_storage_config={**gcs_config, "bucket": "x"}).backend  # noqa: B018
-
-
-def test_missing_bucket_setting_is_named(make_app, gcs_config):
-    del gcs_config["bucket_name"]
-    with pytest.raises(ImproperlyConfigured, match="GS_BUCKET_NAME"):
-        make_app(result_storage="gcs", result_storage_config=gcs_config).backend  # noqa: B018
-
-
 def test_missing_credentials_are_named(make_app, monkeypatch, tmp_path):
     # no emulator, no key file, no gcloud configuration, and no probe of the
     # GCE metadata server (it lives outside this machine)
@@ -328,62 +221,6 @@ def test_missing_credentials_are_named(make_app, monkeypatch, tmp_path):
     monkeypatch.setenv("NO_GCE_CHECK", "True")
     with pytest.raises(ImproperlyConfigured, match=r"GS_CREDENTIALS.*application default credentials"):
         make_app(result_storage="gcs", result_storage_config={"bucket_name": "b"}).backend  # noqa: B018
-
-
-def test_settings_map_covers_every_storage_setting():
-    from storages.backends.gcloud import GoogleCloudStorage
-
-    from django_storage_celery_results_gcs import GCS_SETTINGS
-
-    storage = GoogleCloudStorage.__new__(GoogleCloudStorage)
-    assert set(storage.get_default_settings()) <= set(GCS_SETTINGS)
-
-
-def test_readme_shows_the_settings_map():
-    from django_storage_celery_results_gcs import GCS_SETTINGS
-
-    root = Path(__file__).parent.parent
-    # the GCS section waits in docs-gcs.md until it is merged into the README
-    readme = "".join(
-        path.read_text(encoding="utf-8")
-        for path in (root / "README.md", root / "docs-gcs.md")
-        if path.exists()
-    )
-    for argument, (names, _meaning) in GCS_SETTINGS.items():
-        row = f"| `{argument}` | {', '.join(f'`{name}`' for name in names) or '—'} |"
-        assert row in readme, row
-
-
-# -- hostile ids ---------------------------------------------------------------
-
-HOSTILE_IDS = [
-    "../../secret",
-    "../secret",
-    "/secret",
-    "a/../../secret",
-    "..",
-    ".",
-    "%2e%2e%2fsecret",
-    "x\\..\\y",
-]
-
-
-@pytest.mark.parametrize("task_id", HOSTILE_IDS)
-def test_hostile_ids_stay_inside_the_prefix(gcs_app, gcs_proxy, gcs_raw, gcs_bucket, task_id):
-    bucket = gcs_raw.bucket(gcs_bucket)
-    bucket.blob("secret").upload_from_string(b'{"status": "SUCCESS", "result": "leaked"}')
-    bucket.blob("celery-results/secret").upload_from_string(b'{"status": "SUCCESS"}')
-    backend = gcs_app.backend
-    with gcs_proxy.counting() as seen:
-        assert backend.get_task_meta(task_id, cache=False)["status"] == states.PENDING
-        backend.store_result(task_id, "mine", states.SUCCESS)
-        assert backend.get_task_meta(task_id, cache=False)["result"] == "mine"
-        backend.forget(task_id)
-    names = [name for request in seen for name in object_names(request)]
-    assert len(names) == len(seen) == 4
-    for name in names:
-        assert name.startswith("celery-results/") and "/" not in name[len("celery-results/") :]
-    assert bucket.blob("secret").download_as_bytes().endswith(b'"leaked"}')
 
 
 # -- expiry --------------------------------------------------------------------
@@ -491,79 +328,9 @@ def test_lifecycle_rule_refuses_the_bucket_root(make_app, gcs_config):
 # -- faults --------------------------------------------------------------------
 
 
-@pytest.fixture
-def no_client_retries(monkeypatch):
-    from django_storage_celery_results_gcs import GCSAdapter
-
-    monkeypatch.setattr(GCSAdapter, "retry", None)
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        gcs_error(503, "backendError", method="GET"),
-        gcs_error(500, "internalError", method="GET"),
-        gcs_error(429, "rateLimitExceeded", method="GET"),
-        Fault(0, drop=True),
-    ],
-    ids=["unavailable", "internal-error", "too-many-requests", "connection-reset"],
-)
-def test_throttling_and_resets_are_retried_by_celery(
-    make_app, gcs_config, gcs_proxy, no_client_retries, fault
-):
-    app = make_app(result_storage="gcs", result_storage_config=gcs_config, result_backend_always_retry=True)
-    app.backend.store_result("task-1", 42, states.SUCCESS)
-    fault.times = 2
-    gcs_proxy.inject(fault)
-    with gcs_proxy.counting() as seen:
-        assert app.backend.get_task_meta("task-1", cache=False)["result"] == 42
-    assert len(seen) == 3
-
-
 def test_the_client_retries_a_transient_error_itself(gcs_app, gcs_proxy):
     gcs_app.backend.store_result("task-1", 42, states.SUCCESS)
     gcs_proxy.inject(gcs_error(503, "backendError", method="GET"))
     with gcs_proxy.counting() as seen:
         assert gcs_app.backend.get_task_meta("task-1", cache=False)["result"] == 42
     assert calls(seen) == ["GET media", "GET media"]
-
-
-def test_access_errors_are_not_retried(make_app, gcs_config, gcs_proxy, no_client_retries):
-    from google.api_core.exceptions import Forbidden
-
-    app = make_app(result_storage="gcs", result_storage_config=gcs_config, result_backend_always_retry=True)
-    gcs_proxy.inject(gcs_error(403, "forbidden", method="POST"))
-    with gcs_proxy.counting() as seen, pytest.raises(Forbidden):
-        app.backend.store_result("task-1", 42, states.SUCCESS)
-    assert len(seen) == 1
-
-
-def test_conflicting_conditional_writes_are_version_mismatches(gcs_app):
-    adapter = gcs_app.backend.adapter
-    version = adapter.put("celery-task-meta-x", b"1", "create")
-    with pytest.raises(VersionMismatch):
-        adapter.put("celery-task-meta-x", b"2", "create")
-    assert adapter.put("celery-task-meta-x", b"2", Update(version)) != version
-    with pytest.raises(VersionMismatch):
-        adapter.put("celery-task-meta-x", b"3", Update(version))
-    with pytest.raises(VersionMismatch):
-        adapter.put("celery-task-meta-gone", b"3", Update(version))
-
-
-def test_clients_are_rebuilt_after_fork(gcs_app):
-    backend = gcs_app.backend
-    backend.store_result("task-1", 42, states.SUCCESS)
-    parent_client = backend.adapter.client
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: a fresh client that works
-        try:
-            fresh = backend.adapter.client is not parent_client
-            result = backend.get_task_meta("task-1", cache=False)["result"]
-            os.write(write, json.dumps([fresh, result]).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    with os.fdopen(read) as pipe:
-        assert json.loads(pipe.read()) == [True, 42]

@@ -44,6 +44,22 @@ def require_results_prefix(prefix: str, store: str) -> None:
         )
 
 
+def public_acl_errors(
+    adapter: StorageAdapter, acl: str | None, public: frozenset[str], package: str, hint: str
+) -> list[checks.CheckMessage]:
+    """Check E001, from the configuration alone: results would be written with a public ACL."""
+    if acl not in public:
+        return []
+    return [
+        checks.Error(
+            f"Celery results in {adapter.describe()} are written with the ACL {acl!r}: "
+            "anyone could read task results.",
+            hint=hint,
+            id=f"{package}.E001",
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class Finding:
     """A recognised cause of a failed step: what happened, the fix, the check number."""

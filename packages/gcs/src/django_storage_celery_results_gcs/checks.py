@@ -31,6 +31,7 @@ from django_storage_celery_results.probe import (
     Finding,
     Probe,
     RoundTrip,
+    public_acl_errors,
 )
 
 from .adapter import GCSAdapter
@@ -47,17 +48,14 @@ def check_settings(adapter: StorageAdapter) -> list[checks.CheckMessage]:
     """Findings from the configuration alone (no request)."""
     assert isinstance(adapter, GCSAdapter)
     acl = adapter.storage.get_object_parameters("").get("acl") or adapter.storage.default_acl
-    if acl in PUBLIC_ACLS:
-        return [
-            checks.Error(
-                f"Celery results in {adapter.describe()} are written with the predefined ACL {acl!r}: "
-                "anyone could read task results.",
-                hint="Remove acl from GS_OBJECT_PARAMETERS / default_acl for results: set "
-                "CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the 'gcs' preset.",
-                id=f"{GCSProbe.package}.E001",
-            )
-        ]
-    return []
+    return public_acl_errors(
+        adapter,
+        acl,
+        PUBLIC_ACLS,
+        GCSProbe.package,
+        "Remove acl from GS_OBJECT_PARAMETERS / default_acl for results: set "
+        "CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the 'gcs' preset.",
+    )
 
 
 class GCSProbe(Probe):

@@ -22,6 +22,7 @@ from django_storage_celery_results.probe import (
     Finding,
     Probe,
     RoundTrip,
+    public_acl_errors,
 )
 
 from .adapter import S3Adapter, error_of
@@ -41,17 +42,14 @@ def check_settings(adapter: StorageAdapter) -> list[checks.CheckMessage]:
     """Findings from the configuration alone (no request)."""
     assert isinstance(adapter, S3Adapter)
     acl = adapter.storage.get_object_parameters("").get("ACL") or adapter.storage.default_acl
-    if acl in PUBLIC_ACLS:
-        return [
-            checks.Error(
-                f"Celery results in {adapter.describe()} are written with the canned ACL {acl!r}: "
-                "anyone could read task results.",
-                hint="Remove ACL from AWS_S3_OBJECT_PARAMETERS / default_acl for results: set "
-                "CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the 's3' preset.",
-                id=f"{S3Probe.package}.E001",
-            )
-        ]
-    return []
+    return public_acl_errors(
+        adapter,
+        acl,
+        PUBLIC_ACLS,
+        S3Probe.package,
+        "Remove ACL from AWS_S3_OBJECT_PARAMETERS / default_acl for results: set "
+        "CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the 's3' preset.",
+    )
 
 
 class S3Probe(Probe):
