@@ -20,6 +20,11 @@ from tests.emulators import CountingProxy, EmulatorProcess, free_port, start_fak
 
 REPO = Path(__file__).resolve().parent.parent
 
+# google-auth looks for the GCE metadata server (169.254.169.254) when no
+# credentials are configured; it is never on this machine, so never ask it
+# (read when google-auth is imported; worker subprocesses inherit it).
+os.environ.setdefault("NO_GCE_CHECK", "true")
+
 
 @pytest.fixture
 def make_app():

@@ -212,13 +212,16 @@ def test_result_config_wins_over_shared_settings(make_app, settings, gcs_config,
     assert gcs_raw.bucket(gcs_bucket).get_blob("tasks/results/celery-task-meta-task-1")
 
 
-def test_missing_credentials_are_named(make_app, monkeypatch, tmp_path):
-    # no emulator, no key file, no gcloud configuration, and no probe of the
-    # GCE metadata server (it lives outside this machine)
+def test_missing_credentials_are_named(make_app, monkeypatch):
+    from google.auth.exceptions import DefaultCredentialsError
+
+    def no_default_credentials(*args, **kwargs):
+        raise DefaultCredentialsError("no key file, no gcloud login, no metadata server")
+
+    # what google.auth.default() says on a machine without any credentials,
+    # without asking the GCE metadata server (it lives outside this machine)
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
-    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
-    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setattr("google.auth.default", no_default_credentials)
     with pytest.raises(ImproperlyConfigured, match=r"GS_CREDENTIALS.*application default credentials"):
         make_app(result_storage="gcs", result_storage_config={"bucket_name": "b"}).backend  # noqa: B018
 
