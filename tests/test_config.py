@@ -8,7 +8,6 @@ from django.core.files.storage import FileSystemStorage, InMemoryStorage
 from django_storage_celery_results.config import default_location, resolve
 from django_storage_celery_results.exceptions import ImproperlyConfigured
 from django_storage_celery_results.generic import GenericAdapter
-from django_storage_celery_results.providers import KNOWN_PRESETS
 from django_storage_celery_results_filesystem import FileSystemAdapter
 
 FS = "django.core.files.storage.FileSystemStorage"
@@ -87,12 +86,13 @@ def test_errors_name_the_setting_and_the_fix(conf, message):
         resolve(conf)
 
 
-def test_a_known_preset_without_its_package_names_the_package(monkeypatch):
-    monkeypatch.setitem(KNOWN_PRESETS, "example", "django-storage-celery-results-example")
-    with pytest.raises(
-        ImproperlyConfigured,
-        match=r"'example' needs django-storage-celery-results-example.*pip install django-storage-celery",
-    ):
+def test_a_preset_of_a_provider_not_installed_names_the_package(monkeypatch):
+    from django_storage_celery_results import providers
+
+    package = "django-storage-celery-results-example"
+    # every provider we publish may be installed here: name one that is not
+    monkeypatch.setitem(providers.KNOWN_PRESETS, "example", package)
+    with pytest.raises(ImproperlyConfigured, match=rf"needs {package}.*pip install {package}"):
         resolve({"result_storage": "example"})
 
 

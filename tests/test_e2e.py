@@ -21,13 +21,18 @@ def storage_settings(request, name: str) -> tuple[str, dict]:
     """CELERY_RESULT_STORAGE and its config for one storage under test."""
     if name == "s3-provider":
         return "s3", request.getfixturevalue("s3_config")
+    if name == "gcs-provider":
+        # No credentials object in the worker's JSON: with STORAGE_EMULATOR_HOST
+        # (set by gcs_config, inherited by the worker) the client is anonymous.
+        config = request.getfixturevalue("gcs_config")
+        return "gcs", {key: value for key, value in config.items() if key != "credentials"}
     return FOLDER_STORAGES[name], {"location": str(request.getfixturevalue("results_dir"))}
 
 
 @pytest.fixture(
     params=[
         (storage, serializer)
-        for storage in [*FOLDER_STORAGES, "s3-provider"]
+        for storage in [*FOLDER_STORAGES, "s3-provider", "gcs-provider"]
         for serializer in ("json", "pickle")
     ],
     ids=lambda p: f"{p[0]}-{p[1]}",

@@ -13,7 +13,12 @@ from django_storage_celery_results.exceptions import ImproperlyConfigured
 
 @pytest.fixture
 def broken_distribution(tmp_path, monkeypatch):
-    """Install (on sys.path) a distribution whose provider entry point fails."""
+    """Install (on sys.path) a distribution whose provider entry point fails.
+
+    It publishes a preset of its own, as ours do: the real providers may all
+    be installed here, and one of them would answer for its name.
+    """
+    monkeypatch.setitem(providers.KNOWN_PRESETS, "example", "django-storage-celery-results-example")
     info = tmp_path / "broken_results_provider-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-results-provider\nVersion: 1.0\n")
@@ -22,7 +27,6 @@ def broken_distribution(tmp_path, monkeypatch):
     )
     (tmp_path / "broken_results_provider.py").write_text("raise RuntimeError('cannot import boto')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(providers.KNOWN_PRESETS, "example", "django-storage-celery-results-example")
     providers.registry.cache_clear()
     yield
     sys.modules.pop("broken_results_provider", None)
@@ -40,7 +44,7 @@ def test_a_broken_provider_is_reported_not_fatal(broken_distribution, tmp_path, 
     assert "filesystem" in found.providers  # the others still load
     assert "example" in found.broken and "cannot import boto" in found.broken["example"]
     with pytest.raises(
-        ImproperlyConfigured, match=r"'example' needs django-storage-celery-results-example but"
+        ImproperlyConfigured, match=r"'example' needs django-storage-celery-results-example but failed"
     ):
         resolve({"result_storage": "example"})
     assert resolve({"result_storage": "filesystem", "result_storage_config": {"location": str(tmp_path)}})

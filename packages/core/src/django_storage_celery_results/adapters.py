@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import abc
 import datetime
+import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from django.core.files.storage import Storage
+
+from .exceptions import InvalidResultId
 
 OVERWRITE: Literal["overwrite"] = "overwrite"
 CREATE: Literal["create"] = "create"
@@ -118,3 +121,16 @@ class StorageAdapter(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
+
+
+def key_prefix(location: str | None) -> str:
+    """The object-key prefix of a storage location: "" at the bucket root, else "folder/"."""
+    folder = posixpath.normpath(location or ".").strip("/")
+    return "" if folder in ("", ".") else f"{folder}/"
+
+
+def object_key(prefix: str, name: str) -> str:
+    """The key of a result name under the prefix; a name is always one key component."""
+    if not name or "/" in name or name in (".", ".."):
+        raise InvalidResultId(f"result name {name!r} is not a single key component")
+    return prefix + name

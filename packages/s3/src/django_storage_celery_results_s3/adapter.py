@@ -10,7 +10,6 @@ endpoint, bucket, location and object parameters.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -26,8 +25,10 @@ from django_storage_celery_results.adapters import (
     StorageAdapter,
     StoredObject,
     Update,
+    key_prefix,
+    object_key,
 )
-from django_storage_celery_results.exceptions import ImproperlyConfigured, InvalidResultId, VersionMismatch
+from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 
 #: DeleteObjects takes at most this many keys per request.
 DELETE_BATCH = 1000
@@ -75,14 +76,11 @@ class S3Adapter(StorageAdapter):
         # serves the batch-read threads too (storage.connection is per thread).
         self.client = storage.connection.meta.client
         self.bucket_name: str = storage.bucket_name
-        location = posixpath.normpath(storage.location or ".").strip("/")
-        self.prefix = "" if location in ("", ".") else f"{location}/"
+        self.prefix = key_prefix(storage.location)
         self.max_concurrency = self.client.meta.config.max_pool_connections
 
     def key(self, name: str) -> str:
-        if not name or "/" in name or name in (".", ".."):
-            raise InvalidResultId(f"result name {name!r} is not a single key component")
-        return self.prefix + name
+        return object_key(self.prefix, name)
 
     def _write_parameters(self, name: str, content: Content) -> dict[str, Any]:
         params = dict(self.storage.get_object_parameters(name))

@@ -9,18 +9,24 @@ public access. Messages name the bucket and prefix, never credentials.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-from typing import Any
-
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 from django.core import checks
 
-from django_storage_celery_results.adapters import CREATE, StorageAdapter, Update
-from django_storage_celery_results.exceptions import VersionMismatch
+from django_storage_celery_results.adapters import StorageAdapter
+from django_storage_celery_results.probe import (
+    BAD_CREDENTIALS,
+    NO_BUCKET,
+    NO_LIST_PERMISSION,
+    PUBLIC,
+    UNREACHABLE,
+    Finding,
+    Probe,
+    RoundTrip,
+    public_acl_errors,
+)
 
 from .adapter import S3Adapter, error_of
-from .lifecycle import expiry_days, find_expiry_rule
+from .lifecycle import find_expiry_rule
 
 PUBLIC_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
 PUBLIC_GRANTEES = (
@@ -30,88 +36,74 @@ PUBLIC_GRANTEES = (
 CREDENTIAL_CODES = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
 )
-PROBE_PREFIX = "celery-check-"
-
-
-def _id(kind: str, number: int) -> str:
-    return f"django_storage_celery_results_s3.{kind}{number:03d}"
 
 
 def check_settings(adapter: StorageAdapter) -> list[checks.CheckMessage]:
     """Findings from the configuration alone (no request)."""
     assert isinstance(adapter, S3Adapter)
     acl = adapter.storage.get_object_parameters("").get("ACL") or adapter.storage.default_acl
-    if acl in PUBLIC_ACLS:
-        return [
-            checks.Error(
-                f"Celery results in {adapter.describe()} are written with the canned ACL {acl!r}: "
-                "anyone could read task results.",
-                hint="Remove ACL from AWS_S3_OBJECT_PARAMETERS / default_acl for results: set "
-                "CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the 's3' preset.",
-                id=_id("E", 1),
-            )
-        ]
-    return []
+    return public_acl_errors(
+        adapter,
+        acl,
+        PUBLIC_ACLS,
+        S3Probe.package,
+        "Remove ACL from AWS_S3_OBJECT_PARAMETERS / default_acl for results: set "
+        "CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the 's3' preset.",
+    )
 
 
-class _Probe:
-    """Runs one step of the probe; turns its failure into a check message."""
+class S3Probe(Probe):
+    package = "django_storage_celery_results_s3"
+    errors = (ClientError, BotoCoreError)
 
-    def __init__(self, adapter: S3Adapter) -> None:
-        self.adapter = adapter
-        self.messages: list[checks.CheckMessage] = []
+    def code(self, exc: BaseException) -> str:
+        if isinstance(exc, ClientError):
+            status, code = error_of(exc)
+            return code or str(status)
+        return type(exc).__name__
 
-    def step(self, doing: str, call: Callable[[], Any], hint: str) -> tuple[bool, Any]:
-        try:
-            return True, call()
-        except (ClientError, BotoCoreError) as exc:
-            self.report(doing, exc, hint)
-            return False, None
-
-    def report(self, doing: str, exc: ClientError | BotoCoreError, hint: str) -> None:
+    def diagnose(self, doing: str, exc: BaseException) -> Finding | None:
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-            self.fail(
+            return Finding(
                 f"no usable credentials while {doing}",
                 "Set access_key and secret_key (AWS_S3_ACCESS_KEY_ID / AWS_S3_SECRET_ACCESS_KEY), "
                 "a session_profile or an instance role.",
-                11,
+                BAD_CREDENTIALS,
             )
-        elif isinstance(exc, BotoCoreError):
-            self.fail(
+        if isinstance(exc, BotoCoreError):
+            return Finding(
                 f"cannot reach S3 while {doing}: {type(exc).__name__}",
                 "Check endpoint_url / region_name (AWS_S3_ENDPOINT_URL, AWS_S3_REGION_NAME) and the network.",
-                12,
+                UNREACHABLE,
             )
-        elif error_of(exc)[1] in CREDENTIAL_CODES:
-            self.fail(
-                f"S3 rejected the credentials ({error_of(exc)[1]}) while {doing}",
+        code = self.code(exc)
+        if code in CREDENTIAL_CODES:
+            return Finding(
+                f"S3 rejected the credentials ({code}) while {doing}",
                 "Check access_key / secret_key / security_token (AWS_S3_ACCESS_KEY_ID, "
                 "AWS_S3_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).",
-                11,
+                BAD_CREDENTIALS,
             )
-        elif error_of(exc)[1] == "NoSuchBucket":
-            self.fail(
+        if code == "NoSuchBucket":
+            assert isinstance(self.adapter, S3Adapter)
+            return Finding(
                 f"the bucket {self.adapter.bucket_name!r} does not exist",
                 "Create it, or fix bucket_name (AWS_STORAGE_BUCKET_NAME) and endpoint_url.",
-                10,
+                NO_BUCKET,
             )
-        else:
-            status, code = error_of(exc)
-            self.fail(f"{doing} failed: {code or status}", hint, 13)
+        return None
 
-    def fail(self, what: str, hint: str, number: int) -> None:
-        self.messages.append(
-            checks.Error(
-                f"Celery results in {self.adapter.describe()}: {what}.", hint=hint, id=_id("E", number)
-            )
-        )
 
-    def warn(self, what: str, hint: str, number: int) -> None:
-        self.messages.append(
-            checks.Warning(
-                f"Celery results in {self.adapter.describe()}: {what}.", hint=hint, id=_id("W", number)
-            )
-        )
+ROUND_TRIP = RoundTrip(
+    write_hint="Grant s3:PutObject on the results prefix (and kms:GenerateDataKey for SSE-KMS).",
+    read_hint="Grant s3:GetObject on the results prefix (and kms:Decrypt for SSE-KMS).",
+    delete_hint="Grant s3:DeleteObject on the results prefix: forget() and cleanup() need it.",
+    create_condition="If-None-Match on PutObject",
+    update_condition="If-Match on PutObject",
+    stale_version='"celery-check-stale"',
+    conditions_hint="Use a store with S3 conditional writes, or set "
+    "CELERY_RESULT_STORAGE_ADAPTER = 'generic'.",
+)
 
 
 def check_connectivity(
@@ -119,11 +111,9 @@ def check_connectivity(
 ) -> list[checks.CheckMessage]:
     """Talk to S3 and report what would break or leak; [] when all is well."""
     assert isinstance(adapter, S3Adapter)
-    probe = _Probe(adapter)
-    client, bucket = adapter.client, adapter.bucket_name
-
+    probe = S3Probe(adapter)
     try:
-        client.list_objects_v2(Bucket=bucket, Prefix=adapter.prefix, MaxKeys=1)
+        adapter.client.list_objects_v2(Bucket=adapter.bucket_name, Prefix=adapter.prefix, MaxKeys=1)
     except ClientError as exc:
         if error_of(exc)[1] != "AccessDenied":
             probe.report("listing the bucket", exc, "Grant s3:ListBucket on the bucket.")
@@ -133,63 +123,30 @@ def check_connectivity(
             "PENDING, like a 404) and cleanup() cannot list expired results",
             "Grant s3:ListBucket on the bucket for the results prefix, or expire results with a "
             "lifecycle rule (ensure_lifecycle_rule).",
-            10,
+            NO_LIST_PERMISSION,
         )
     except BotoCoreError as exc:
         probe.report("listing the bucket", exc, "")
         return probe.messages
 
-    name = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
-    written, _ = probe.step(
-        "writing a probe object",
-        lambda: adapter.put(name, b"{}", CREATE),
-        "Grant s3:PutObject on the results prefix (and kms:GenerateDataKey for SSE-KMS).",
-    )
-    if not written:
-        return probe.messages
-    try:
-        ok, stored = probe.step(
-            "reading the probe object back",
-            lambda: adapter.read(name),
-            "Grant s3:GetObject on the results prefix (and kms:Decrypt for SSE-KMS).",
+    if (
+        probe.round_trip(ROUND_TRIP, lambda name: _check_public_access(probe, adapter, name))
+        and expires_seconds
+    ):
+        probe.lifecycle(
+            lambda: _expiry_rule(adapter),
+            expires_seconds,
+            "Grant s3:GetLifecycleConfiguration to check it, or make sure cleanup() runs.",
         )
-        if ok and (stored is None or stored.data != b"{}"):
-            probe.fail(
-                "a probe object read back different", "Check the endpoint and any proxy in between.", 13
-            )
-        _check_conditional_writes(probe, name)
-        _check_public_access(probe, name)
-    finally:
-        probe.step(
-            "deleting the probe object",
-            lambda: adapter.delete(name),
-            "Grant s3:DeleteObject on the results prefix: forget() and cleanup() need it.",
-        )
-    if expires_seconds:
-        _check_lifecycle(probe, expires_seconds)
     return probe.messages
 
 
-def _check_conditional_writes(probe: _Probe, name: str) -> None:
-    adapter = probe.adapter
-    for mode, header in ((CREATE, "If-None-Match"), (Update('"celery-check-stale"'), "If-Match")):
-        try:
-            adapter.put(name, b"{}", mode)
-        except VersionMismatch:
-            continue
-        except (ClientError, BotoCoreError):
-            pass  # reported as an error below, like an ignored condition
-        probe.fail(
-            f"the store does not honour {header} on PutObject, so a late duplicate could overwrite "
-            "a SUCCESS result",
-            "Use a store with S3 conditional writes, or set CELERY_RESULT_STORAGE_ADAPTER = 'generic'.",
-            14,
-        )
-        return
+def _expiry_rule(adapter: S3Adapter) -> tuple[str, int] | None:
+    rule = find_expiry_rule(adapter)
+    return None if rule is None else (repr(rule.get("ID")), rule["Expiration"]["Days"])
 
 
-def _check_public_access(probe: _Probe, name: str) -> None:
-    adapter = probe.adapter
+def _check_public_access(probe: S3Probe, adapter: S3Adapter, name: str) -> None:
     client, bucket = adapter.client, adapter.bucket_name
     try:
         grants = client.get_object_acl(Bucket=bucket, Key=adapter.key(name)).get("Grants", ())
@@ -199,7 +156,7 @@ def _check_public_access(probe: _Probe, name: str) -> None:
         probe.fail(
             "new results are publicly readable through their ACL",
             "Remove the public ACL (default_acl / AWS_S3_OBJECT_PARAMETERS['ACL']) and block public access.",
-            15,
+            PUBLIC,
         )
     try:
         status = client.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]
@@ -209,38 +166,5 @@ def _check_public_access(probe: _Probe, name: str) -> None:
         probe.fail(
             "the bucket policy makes the bucket public, results included",
             "Use a private bucket for results, or turn on S3 Block Public Access.",
-            15,
-        )
-
-
-def _check_lifecycle(probe: _Probe, expires_seconds: float) -> None:
-    adapter = probe.adapter
-    try:
-        rule = find_expiry_rule(adapter)
-    except (ClientError, BotoCoreError) as exc:
-        code = error_of(exc)[1] if isinstance(exc, ClientError) else type(exc).__name__
-        probe.messages.append(
-            checks.Info(
-                f"Celery results in {adapter.describe()}: the lifecycle configuration "
-                f"could not be read ({code}).",
-                hint="Grant s3:GetLifecycleConfiguration to check it, or make sure cleanup() runs.",
-                id=_id("I", 10),
-            )
-        )
-        return
-    days = expiry_days(expires_seconds)
-    if rule is None:
-        probe.warn(
-            f"no lifecycle rule expires the results prefix, so expired results stay until cleanup() "
-            f"deletes them (result_expires is {expires_seconds:g} s)",
-            "Run celery beat (it schedules celery.backend_cleanup daily), or create the rule once "
-            "with django_storage_celery_results_s3.ensure_lifecycle_rule.",
-            11,
-        )
-    elif rule["Expiration"]["Days"] != days:
-        probe.warn(
-            f"the lifecycle rule {rule.get('ID')!r} expires results after {rule['Expiration']['Days']} days, "
-            f"result_expires asks for {days}",
-            "Update it with django_storage_celery_results_s3.ensure_lifecycle_rule.",
-            12,
+            PUBLIC,
         )

@@ -8,25 +8,17 @@ whole days counted from each object's last write. ``cleanup()`` (Celery's
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from django_storage_celery_results.exceptions import ImproperlyConfigured
+from django_storage_celery_results.probe import expiry_days, require_results_prefix
 
 from .adapter import S3Adapter, error_of
-
-DAY = 86400
 
 
 def rule_id(adapter: S3Adapter) -> str:
     return f"celery-results:{adapter.prefix}"[:255]
-
-
-def expiry_days(expires_seconds: float) -> int:
-    """S3 expires in whole days: round up, so no result expires early."""
-    return max(1, math.ceil(expires_seconds / DAY))
 
 
 def _rules(adapter: S3Adapter) -> list[dict[str, Any]]:
@@ -70,11 +62,7 @@ def ensure_lifecycle_rule(adapter: S3Adapter, expires_seconds: float) -> str:
     Other rules of the bucket are kept. Refuses a results location at the
     bucket root, where the rule would expire every object of the bucket.
     """
-    if not adapter.prefix:
-        raise ImproperlyConfigured(
-            "An S3 lifecycle rule for results needs a results location: with none it would "
-            "expire every object of the bucket. Set CELERY_RESULT_STORAGE_CONFIG['location']."
-        )
+    require_results_prefix(adapter.prefix, "S3")
     wanted = {
         "ID": rule_id(adapter),
         "Status": "Enabled",
