@@ -14,6 +14,7 @@ from django.core.files.base import ContentFile
 
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 from tests.emulators import Fault, Request
+from tests.hostile import HOSTILE_IDS
 
 
 def s3_error(status: int, code: str, **matches: str) -> Fault:
@@ -257,17 +258,6 @@ def test_readme_shows_the_settings_map():
 
 
 # -- hostile ids ---------------------------------------------------------------
-
-HOSTILE_IDS = [
-    "../../secret",
-    "../secret",
-    "/secret",
-    "a/../../secret",
-    "..",
-    ".",
-    "%2e%2e%2fsecret",
-    "x\\..\\y",
-]
 
 
 @pytest.mark.parametrize("task_id", HOSTILE_IDS)
