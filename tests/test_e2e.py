@@ -21,13 +21,15 @@ def storage_settings(request, name: str) -> tuple[str, dict]:
     """CELERY_RESULT_STORAGE and its config for one storage under test."""
     if name == "s3-provider":
         return "s3", request.getfixturevalue("s3_config")
+    if name == "azure-provider":
+        return "azure", request.getfixturevalue("azure_config")
     return FOLDER_STORAGES[name], {"location": str(request.getfixturevalue("results_dir"))}
 
 
 @pytest.fixture(
     params=[
         (storage, serializer)
-        for storage in [*FOLDER_STORAGES, "s3-provider"]
+        for storage in [*FOLDER_STORAGES, "s3-provider", "azure-provider"]
         for serializer in ("json", "pickle")
     ],
     ids=lambda p: f"{p[0]}-{p[1]}",
