@@ -19,6 +19,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient, ContentSettings
 from requests.adapters import DEFAULT_POOLSIZE
+from storages.backends.azure_storage import AzureStorage
 
 from django_storage_celery_results.adapters import (
     CREATE,
@@ -49,7 +50,7 @@ def error_code(exc: HttpResponseError) -> str:
     return str(getattr(code, "value", code))
 
 
-def _container_client(storage: Any) -> ContainerClient:
+def _container_client(storage: AzureStorage) -> ContainerClient:
     """The storage's own container client.
 
     With a connection string AzureStorage ignores client_options (retries,
@@ -67,9 +68,9 @@ def _container_client(storage: Any) -> ContainerClient:
 class AzureAdapter(StorageAdapter):
     conditional_writes = True
     content_labels = True
-    storage: Any  # an AzureStorage (django-storages ships no type hints)
+    storage: AzureStorage
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: AzureStorage) -> None:
         super().__init__(storage)
         if not storage.azure_container:
             raise ImproperlyConfigured(
