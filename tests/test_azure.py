@@ -403,6 +403,14 @@ def test_throttling_and_resets_are_retried(retrying_app, azure_proxy, fault_name
     assert len(seen) == 3
 
 
+def test_a_body_cut_short_is_retryable_and_a_refusal_is_not(azure_app):
+    from azure.core.exceptions import ClientAuthenticationError, IncompleteReadError
+
+    adapter = azure_app.backend.adapter
+    assert adapter.is_retryable(IncompleteReadError("connection closed mid-body"))
+    assert not adapter.is_retryable(ClientAuthenticationError("no token"))
+
+
 def test_access_errors_are_not_retried(retrying_app, azure_proxy):
     from azure.core.exceptions import HttpResponseError
 

@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    HttpResponseError,
+    IncompleteReadError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient, ContentSettings
 from requests.adapters import DEFAULT_POOLSIZE
 from storages.backends.azure_storage import AzureStorage
@@ -188,7 +193,7 @@ class AzureAdapter(StorageAdapter):
 
     def is_retryable(self, exc: BaseException) -> bool:
         # connection failures, resets and timeouts, on the way out or back
-        if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        if isinstance(exc, (ServiceRequestError, ServiceResponseError, IncompleteReadError)):
             return True
         if isinstance(exc, HttpResponseError):
             return exc.status_code in RETRYABLE_STATUSES
