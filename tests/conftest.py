@@ -19,7 +19,9 @@ from celery import Celery
 from tests.emulators import (
     CountingProxy,
     EmulatorProcess,
+    azurite_connection_string,
     free_port,
+    start_azurite,
     start_fake_gcs,
     start_moto,
     stop_process,
@@ -227,6 +229,57 @@ def gcs_config(gcs_proxy, gcs_bucket, monkeypatch) -> dict:
 @pytest.fixture
 def gcs_app(make_app, gcs_config):
     return make_app(result_storage="gcs", result_storage_config=gcs_config)
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[EmulatorProcess]:
+    require("azure.storage.blob", "'django-storages[azure]'")
+    if shutil.which("npm") is None:
+        if os.environ.get("CI"):
+            pytest.fail("npm is required in CI to install Azurite: apt-get install npm")
+        pytest.skip("npm is not installed: it installs Azurite, the Azure Blob Storage emulator")
+    server = start_azurite()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azure_proxy(azurite) -> Iterator[CountingProxy]:
+    proxy = CountingProxy(azurite.url)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def azure_raw(azurite, azure_container):
+    """A container client straight to the emulator (uncounted), to inspect blobs."""
+    from azure.storage.blob import ContainerClient
+
+    return ContainerClient.from_connection_string(azurite_connection_string(azurite.url), azure_container)
+
+
+@pytest.fixture
+def azure_container(azurite, azure_proxy) -> str:
+    """A fresh container; the proxy's record starts empty."""
+    from azure.storage.blob import BlobServiceClient
+
+    name = f"results-{uuid.uuid4().hex[:16]}"
+    BlobServiceClient.from_connection_string(azurite_connection_string(azurite.url)).create_container(name)
+    azure_proxy.reset()
+    return name
+
+
+@pytest.fixture
+def azure_config(azure_proxy, azure_container) -> dict[str, str]:
+    return {
+        "connection_string": azurite_connection_string(azure_proxy.url),
+        "azure_container": azure_container,
+    }
+
+
+@pytest.fixture
+def azure_app(make_app, azure_config):
+    return make_app(result_storage="azure", result_storage_config=azure_config)
 
 
 class Worker:

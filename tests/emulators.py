@@ -124,6 +124,44 @@ def start_fake_gcs(port: int, external_url: str) -> EmulatorProcess:
     )
 
 
+AZURITE_DIR = Path(__file__).resolve().parent / "azurite"
+#: Azurite's documented development account (public, the same for everyone).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_connection_string(endpoint: str, key: str = AZURITE_KEY) -> str:
+    """The development account's connection string, its blob endpoint at `endpoint`."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
+        f"BlobEndpoint={endpoint}/{AZURITE_ACCOUNT};"
+    )
+
+
+def install_azurite() -> Path:
+    """The pinned Azurite (tests/azurite/package-lock.json), installed by npm ci when missing."""
+    binary = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        subprocess.run(
+            ["npm", "ci", "--prefix", str(AZURITE_DIR), "--no-audit", "--no-fund", "--loglevel=error"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return binary
+
+
+def start_azurite() -> EmulatorProcess:
+    binary = install_azurite()
+    return EmulatorProcess(
+        "azurite",
+        lambda port: [
+            str(binary),
+            *("--blobHost", "127.0.0.1", "--blobPort", str(port)),
+            *("--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"),
+        ],
+    )
+
+
 @dataclass(frozen=True)
 class Request:
     method: str

@@ -26,13 +26,15 @@ def storage_settings(request, name: str) -> tuple[str, dict]:
         # (set by gcs_config, inherited by the worker) the client is anonymous.
         config = request.getfixturevalue("gcs_config")
         return "gcs", {key: value for key, value in config.items() if key != "credentials"}
+    if name == "azure-provider":
+        return "azure", request.getfixturevalue("azure_config")
     return FOLDER_STORAGES[name], {"location": str(request.getfixturevalue("results_dir"))}
 
 
 @pytest.fixture(
     params=[
         (storage, serializer)
-        for storage in [*FOLDER_STORAGES, "s3-provider", "gcs-provider"]
+        for storage in [*FOLDER_STORAGES, "s3-provider", "gcs-provider", "azure-provider"]
         for serializer in ("json", "pickle")
     ],
     ids=lambda p: f"{p[0]}-{p[1]}",

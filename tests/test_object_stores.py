@@ -23,6 +23,7 @@ from django_storage_celery_results.adapters import Update
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 from django_storage_celery_results.providers import registry
 from tests.emulators import CountingProxy, Fault, Request
+from tests.hostile import HOSTILE_IDS
 
 PROVIDERS = ["s3", "gcs"]
 
@@ -245,17 +246,6 @@ def test_readme_shows_the_settings_map(preset):
 
 
 # -- hostile ids ---------------------------------------------------------------
-
-HOSTILE_IDS = [
-    "../../secret",
-    "../secret",
-    "/secret",
-    "a/../../secret",
-    "..",
-    ".",
-    "%2e%2e%2fsecret",
-    "x\\..\\y",
-]
 
 
 @pytest.mark.parametrize("task_id", HOSTILE_IDS)

@@ -16,6 +16,7 @@ import textwrap
 import pytest
 
 from tests.conftest import REPO
+from tests.emulators import azurite_connection_string
 
 pytestmark = pytest.mark.e2e
 
@@ -140,3 +141,27 @@ def test_fresh_install_of_the_s3_provider_serves_the_earlier_s3_configuration(
     assert s3_raw.head_object(
         Bucket=s3_bucket, Key="results/celery-task-meta-c0ffee00-0000-4000-8000-000000000001"
     )
+
+
+def test_fresh_install_of_the_azure_provider_serves_the_earlier_azure_configuration(
+    tmp_path, azure_proxy, azure_container, azure_raw
+):
+    venv = tmp_path / "venv"
+    _install(venv, [str(REPO / "packages" / "core"), str(REPO / "packages" / "azure")])
+    config = {
+        "connection_string": azurite_connection_string(azure_proxy.url),
+        "azure_container": azure_container,
+        "location": "results",
+    }
+    printed = run_earlier(
+        venv,
+        tmp_path,
+        BACKENDS[1],
+        "storages.backends.azure_storage.AzureStorage",
+        config,
+        {},
+        "django_storage_celery_results,django_storage_celery_results_azure",
+    )
+    assert printed == ["StorageBackend", "AzureAdapter", "{'ok':", "[1,", "2]}", "True"]
+    stored = "results/celery-task-meta-c0ffee00-0000-4000-8000-000000000001"
+    assert list(azure_raw.list_blob_names()) == [stored]

@@ -1,0 +1,65 @@
+"""An Azure lifecycle management policy that deletes expired results.
+
+Azure then deletes them itself, with no requests from Celery, in whole days
+counted from each blob's last write. The policy belongs to the storage
+account and lives in the management plane (Azure Resource Manager), which the
+blob client cannot reach: this module writes the policy document, and
+``az storage account management-policy create --policy @policy.json`` (or the
+portal, Bicep, Terraform) applies it. ``cleanup()`` needs no policy.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django_storage_celery_results.exceptions import ImproperlyConfigured
+
+from .adapter import AzureAdapter
+
+DAY = 86400
+
+
+def expiry_days(expires: float | datetime.timedelta) -> int:
+    """Whole days, rounded up, so no result is deleted before it expires."""
+    seconds = expires.total_seconds() if isinstance(expires, datetime.timedelta) else float(expires)
+    return max(1, math.ceil(seconds / DAY))
+
+
+def rule_name(adapter: AzureAdapter) -> str:
+    """Rule names are alphanumeric: the container and prefix with the rest dropped."""
+    where = "".join(char for char in f"{adapter.container}{adapter.prefix}" if char.isalnum())
+    return f"celeryresults{where}"[:256]
+
+
+def lifecycle_rule(adapter: AzureAdapter, expires: float | datetime.timedelta) -> dict[str, Any]:
+    if not adapter.prefix:
+        raise ImproperlyConfigured(
+            "An Azure lifecycle rule for results needs a results location: with none it would "
+            "delete every blob of the container. Set CELERY_RESULT_STORAGE_CONFIG['location']."
+        )
+    return {
+        "enabled": True,
+        "name": rule_name(adapter),
+        "type": "Lifecycle",
+        "definition": {
+            "filters": {"blobTypes": ["blockBlob"], "prefixMatch": [f"{adapter.container}/{adapter.prefix}"]},
+            "actions": {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": expiry_days(expires)}}},
+        },
+    }
+
+
+def lifecycle_policy(
+    adapter: AzureAdapter, expires: float | datetime.timedelta, current: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The account's policy document with our rule added or replaced.
+
+    An account has one policy and applying one replaces it whole: pass the
+    current one (``az storage account management-policy show``) to keep its
+    other rules.
+    """
+    rule = lifecycle_rule(adapter, expires)
+    others = [other for other in (current or {}).get("rules", ()) if other.get("name") != rule["name"]]
+    return {"rules": [*others, rule]}

@@ -1,0 +1,12 @@
+"""Task ids that try to reach outside the results prefix, for every provider's tests."""
+
+HOSTILE_IDS = [
+    "../../secret",
+    "../secret",
+    "/secret",
+    "a/../../secret",
+    "..",
+    ".",
+    "%2e%2e%2fsecret",
+    "x\\..\\y",
+]
