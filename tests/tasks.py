@@ -1,5 +1,8 @@
 """Tasks run by the end-to-end tests' worker."""
 
+import json
+import os
+import signal
 import time
 
 from celery import shared_task
@@ -29,3 +32,28 @@ def echo(value):
 def sleep(seconds):
     time.sleep(seconds)
     return seconds
+
+
+@shared_task(name="tests.retry_twice", bind=True, max_retries=5)
+def retry_twice(self):
+    if self.request.retries < 2:
+        raise self.retry(countdown=0.2)
+    return self.request.retries
+
+
+@shared_task(name="tests.append_line")
+def append_line(values, path):
+    """A chord callback whose side effect proves how often it ran."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(values) + "\n")
+    return values
+
+
+@shared_task(name="tests.die_once", acks_late=True, reject_on_worker_lost=True)
+def die_once(value, marker):
+    """Kills its own pool process the first time (a lost worker), then succeeds."""
+    if not os.path.exists(marker):
+        with open(marker, "w", encoding="utf-8"):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+    return value

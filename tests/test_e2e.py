@@ -1,4 +1,6 @@
-"""A real `celery worker` (prefork, 2 processes) with a real Redis broker."""
+"""A real `celery worker` (prefork, 2 processes) with a real Redis broker, with the
+binary pickle serializer, on every storage (the plain folder included); the
+whole result contract runs in test_behaviour.py."""
 
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def storage_settings(request, name: str) -> tuple[str, dict]:
     params=[
         (storage, serializer)
         for storage in [*FOLDER_STORAGES, "s3-provider", "gcs-provider", "azure-provider"]
-        for serializer in ("json", "pickle")
+        # json runs in test_behaviour.py on every provider storage
+        for serializer in ("pickle",)
     ],
     ids=lambda p: f"{p[0]}-{p[1]}",
 )
@@ -100,11 +103,3 @@ def test_tasks_groups_chords_failure_and_forget(running):
     assert all(
         item.name.startswith(("celery-", "chord-", ".celery-tmp-")) for item in app.backend.adapter.list()
     )
-
-
-def test_failed_chord_header_reaches_the_callback(running):
-    app = running
-    add, total, fail = (app.signature(name) for name in ("tests.add", "tests.total", "tests.fail"))
-    broken = chord([add.clone((1, 1)), fail.clone(("expected failure",))])(total.clone())
-    with pytest.raises(Exception, match="expected failure"):
-        broken.get(timeout=60, propagate=True)

@@ -206,6 +206,10 @@ class StorageBackend(KeyValueStoreBackend):
             mode = Update(current.version)
         raise VersionMismatch(f"result {name!r} kept changing under {MAX_WRITE_ROUNDS} conditional writes")
 
+    def task_result_exists(self, task_id: str) -> bool:
+        """Whether a result is stored for the task (one read), on every Celery version."""
+        return self.adapter.read(self.get_key_for_task(task_id)) is not None
+
     # -- chords ------------------------------------------------------------------
 
     @property
