@@ -286,6 +286,13 @@ class Worker:
     """A real `celery worker` subprocess (prefork) for one configuration."""
 
     def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2) -> None:
+        broker = env.get("TEST_BROKER_URL", "")
+        if broker.startswith("redis://"):
+            # Tasks a previous worker left queued (chord_unlock retries, say)
+            # must not reach this one: the Redis server is shared by the session.
+            import redis
+
+            redis.Redis.from_url(broker).flushdb()
         self.log = log
         self.handle = log.open("wb")
         self.process = subprocess.Popen(

@@ -25,7 +25,7 @@ from celery.exceptions import TimeoutError as ResultTimeout
 from celery.result import AsyncResult, GroupResult, ResultSet
 
 from tests.conftest import S3_CREDENTIALS, Worker, gcs_client, s3_client
-from tests.emulators import azurite_connection_string
+from tests.emulators import CountingProxy, azurite_connection_string
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +38,8 @@ class Setup:
     storage: str
     config: dict
     env: dict[str, str]
+    #: The counting proxy in front of an object store's emulator.
+    proxy: CountingProxy | None = None
 
 
 def storage_setup(request, name: str, folder: Path) -> Setup:
@@ -50,19 +52,22 @@ def storage_setup(request, name: str, folder: Path) -> Setup:
     if name == "s3-provider":
         s3_client(request.getfixturevalue("moto_server").url).create_bucket(Bucket=unique)
         proxy = request.getfixturevalue("s3_proxy")
-        return Setup(name, "s3", {"bucket_name": unique, "endpoint_url": proxy.url, **S3_CREDENTIALS}, {})
+        return Setup(
+            name, "s3", {"bucket_name": unique, "endpoint_url": proxy.url, **S3_CREDENTIALS}, {}, proxy
+        )
     if name == "gcs-provider":
         gcs_client(request.getfixturevalue("gcs_server").url).create_bucket(unique)
         # with STORAGE_EMULATOR_HOST the client talks to the emulator, anonymously
-        env = {"STORAGE_EMULATOR_HOST": request.getfixturevalue("gcs_proxy").url}
-        return Setup(name, "gcs", {"bucket_name": unique, "project_id": "test"}, env)
+        proxy = request.getfixturevalue("gcs_proxy")
+        env = {"STORAGE_EMULATOR_HOST": proxy.url}
+        return Setup(name, "gcs", {"bucket_name": unique, "project_id": "test"}, env, proxy)
     from azure.storage.blob import BlobServiceClient
 
     azurite = request.getfixturevalue("azurite")
     BlobServiceClient.from_connection_string(azurite_connection_string(azurite.url)).create_container(unique)
     proxy = request.getfixturevalue("azure_proxy")
     config = {"connection_string": azurite_connection_string(proxy.url), "azure_container": unique}
-    return Setup(name, "azure", config, {})
+    return Setup(name, "azure", config, {}, proxy)
 
 
 @pytest.fixture(scope="module", params=STORAGES)
@@ -207,6 +212,32 @@ def test_chord_of_n_header_tasks(app, lines, size):
     result = chord(sig(app, "add", i, 1) for i in range(size))(sig(app, "append_line", str(lines)))
     assert result.get(timeout=120) == [i + 1 for i in range(size)]
     assert read_lines(lines) == [[i + 1 for i in range(size)]]
+
+
+def test_chord_bookkeeping_costs_at_most_four_requests_per_header_task(app, setup, lines):
+    if setup.proxy is None:
+        pytest.skip("a local folder makes no requests to count")
+    size = 100
+    header = [sig(app, "add", i, 1) for i in range(size)]
+    callback = sig(app, "append_line", str(lines))
+    callback.freeze()
+    header_ids = [s.freeze().id for s in header]
+    with setup.proxy.counting() as seen:
+        chord(header)(callback)
+        # a fresh handle: the chord's own would also poll every header result
+        assert AsyncResult(callback.id, app=app).get(timeout=120) == [i + 1 for i in range(size)]
+
+    def touches(request, task_id: str) -> bool:
+        return task_id in request.path or task_id in request.query
+
+    # leave out the client polling the callback and the callback's own result
+    chord_requests = [r for r in seen if not touches(r, callback.id)]
+    # and the one parallel read of the header results when the chord completes
+    join_reads = [r for r in chord_requests if r.method == "GET" and any(touches(r, i) for i in header_ids)]
+    assert len(join_reads) <= size + 4  # a lost race re-reads a result now and then
+    per_task = (len(chord_requests) - size) / size
+    print(f"{setup.name}: {per_task:.2f} requests per header task")
+    assert per_task <= 4, f"{per_task:.2f} requests per header task"
 
 
 def test_failed_header_reaches_the_callback(app, lines):
