@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 
 import pytest
 from celery import signals, states
@@ -19,6 +20,7 @@ from celery.exceptions import ChordError
 
 from django_storage_celery_results import chords
 from tests.emulators import Fault
+from tests.test_s3 import calls
 
 STORAGES = ["filesystem", "s3"]
 
@@ -170,12 +172,15 @@ def test_s3_requests_per_header_task(make_app, s3_config, s3_proxy, tmp_path):
         per_task.append(len(seen))
     with s3_proxy.counting() as last:
         finish(app, group_id, task_ids[-1], callback)
-    # the result, then the chord state: one read and one version-matched write
+    # its result, its marker, one listing of the chord's markers
     assert per_task == [3] * 19
-    gets = [request for request in last if request.method == "GET"]
-    # the last one also reads the group and the 20 header results, sends the
-    # callback (eager here: its own result is one more write) and cleans up
-    assert len(gets) == 2 + 20
+    # the last one (its result, its marker, a listing) also creates the "fired"
+    # marker, reads the group and the 20 header results, sends the callback
+    # (eager here: its result is one more create) and removes the group and
+    # the markers (a listing, one batch)
+    expected = {"PUT if-none-match": 3, "PUT": 1, "GET?list-type": 2, "GET": 21}
+    expected.update({"DELETE": 1, "POST?delete": 1})
+    assert Counter(calls(last)) == Counter(expected)
     assert app.AsyncResult(callback.id).get(timeout=5) == 20
 
 
@@ -202,11 +207,20 @@ def test_a_chord_state_that_cannot_be_updated_fails_the_callback(
         failed.get(timeout=5)
 
 
-def test_chord_state_lives_under_the_chord_name(chord_app):
+def test_chord_bookkeeping_lives_under_the_chord_name(chord_app):
     group_id, task_ids, callback = start_chord(chord_app, 2)
     finish(chord_app, group_id, task_ids[0], callback)
     backend = chord_app.backend
-    stored = backend.adapter.read(backend.get_key_for_chord(group_id))
-    assert stored is not None
-    state = chords.ChordState.load(backend.decode(backend.get(backend.get_key_for_chord(group_id))))
-    assert state == chords.ChordState(2, {task_ids[0]})
+    chord_name = backend.get_key_for_chord(group_id)
+    if backend.adapter.prefix_listing:  # object stores: one marker per finished task
+        members = {item.name for item in backend.adapter.list(prefix=chord_name)}
+        assert members == {
+            f"{chord_name}~size1-2",
+            f"{chord_name}~size2-2",
+            f"{chord_name}~done-{task_ids[0]}",
+        }
+    else:  # a local folder: one state object
+        state = chords.ChordState.load(backend.decode(backend.get(chord_name)))
+        assert state == chords.ChordState(2, {task_ids[0]})
+    finish(chord_app, group_id, task_ids[1], callback)
+    assert [item.name for item in backend.adapter.list(prefix=chord_name)] == []

@@ -72,6 +72,7 @@ def _container_client(storage: AzureStorage) -> ContainerClient:
 
 class AzureAdapter(StorageAdapter):
     conditional_writes = True
+    prefix_listing = True
     content_labels = True
     storage: AzureStorage
 
@@ -182,9 +183,12 @@ class AzureAdapter(StorageAdapter):
             )
         return True
 
-    def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
+    def list(
+        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
+    ) -> Iterator[ListedObject]:
         # walk_blobs with a delimiter lists only what is directly under the prefix
-        for item in self.client.walk_blobs(name_starts_with=self.prefix, delimiter="/", timeout=self.timeout):
+        start = self.prefix + prefix
+        for item in self.client.walk_blobs(name_starts_with=start, delimiter="/", timeout=self.timeout):
             if isinstance(item, BlobPrefix):
                 continue
             name = item.name[len(self.prefix) :]

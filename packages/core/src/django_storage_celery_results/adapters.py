@@ -64,6 +64,9 @@ class StorageAdapter(abc.ABC):
     parallel_reads: bool = True
     #: The most requests the adapter's client can run at once, if limited.
     max_concurrency: int | None = None
+    #: True when list(prefix=...) asks the store for just the names with that
+    #: prefix (object stores), so its cost does not grow with the other objects.
+    prefix_listing: bool = False
     #: True when put() labels objects with Content and read() returns the
     #: content encoding: compressed results are then stored as plain
     #: compressed bytes with a Content-Encoding, readable in a console.
@@ -96,10 +99,13 @@ class StorageAdapter(abc.ABC):
             self.delete(name)
 
     @abc.abstractmethod
-    def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
-        """The objects directly under the storage root whose names are wanted,
-        with modified times. Names are filtered before any per-object
-        metadata is fetched, so unrelated objects cost nothing extra."""
+    def list(
+        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
+    ) -> Iterator[ListedObject]:
+        """The objects directly under the storage root whose names start with
+        prefix and are wanted, with modified times. Names are filtered before
+        any per-object metadata is fetched, so unrelated objects cost nothing
+        extra."""
 
     def remove_leftovers(self, older_than: datetime.datetime) -> int:
         """Delete debris of interrupted writes older than the given time.

@@ -22,7 +22,7 @@ from kombu.utils.encoding import bytes_to_str
 
 from . import codec
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update
-from .chords import ChordStates
+from .chords import ChordMarkers, ChordStates
 from .config import StorageConfig, resolve
 from .exceptions import ImproperlyConfigured, VersionMismatch
 from .keys import KeyLayout
@@ -69,7 +69,6 @@ class StorageBackend(KeyValueStoreBackend):
             conf.get("result_storage_concurrency"), DEFAULT_CONCURRENCY, "result_storage_concurrency"
         )
         self._content = Content(content_type=self.content_type)
-        self._chords = ChordStates(self)
         self._reset_process_resources()
         _live_backends.add(self)
         # Build now so a storage that cannot be built fails at startup.
@@ -211,6 +210,10 @@ class StorageBackend(KeyValueStoreBackend):
         return self.adapter.read(self.get_key_for_task(task_id)) is not None
 
     # -- chords ------------------------------------------------------------------
+
+    @property
+    def _chords(self) -> ChordMarkers | ChordStates:
+        return ChordMarkers(self) if self.adapter.prefix_listing else ChordStates(self)
 
     @property
     def native_chords(self) -> bool:

@@ -1,13 +1,24 @@
 """Chords without polling, on storages that write conditionally.
 
 Celery counts a chord's finished header tasks with an atomic counter where
-the store has one, and otherwise polls with ``celery.chord_unlock``. Here a
-per-chord state object (``chord-unlock-<group id>``) holds the chord size and
-the *set* of finished header task ids; each finished task adds its id with a
-version-matched write. A set, not a counter: a redelivered or retried header
-task adds nothing. The single write that completes the set is the one whose
-caller sends the callback, so it is sent exactly once however many workers
-race.
+the store has one, and otherwise polls with ``celery.chord_unlock``. Here the
+storage counts the *set* of finished header task ids, not a number, so a
+redelivered or retried header task adds nothing, and a create-only or
+version-matched write elects the one caller that sends the callback: it is
+sent exactly once however many workers race. Two shapes, by what the store
+does cheaply:
+
+* ``ChordMarkers`` (object stores, whose listing of a prefix costs one
+  request): each finished header task writes a marker named after it under
+  the chord's prefix and lists that prefix; whoever sees the set complete
+  tries to create the ``fired`` marker, and the one create that succeeds
+  sends the callback. No writer ever waits for another: 3 requests per
+  header task (its result, its marker, one listing), however many workers.
+* ``ChordState`` objects (a local folder, where listing means reading the
+  whole directory but a version-matched write is a lock held for
+  microseconds): one state object per chord holds the size and the set;
+  each header task adds its id with a version-matched write, retrying with
+  jittered backoff when another writer won.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .adapters import CREATE, PutMode, Update
+from .adapters import CREATE, OVERWRITE, PutMode, Update
 from .codec import unlabel
 from .exceptions import VersionMismatch
 
@@ -57,7 +68,7 @@ class ChordConflict(Exception):
 
 
 class ChordStates:
-    """Reads and conditionally updates the per-chord state objects."""
+    """One state object per chord, updated by version-matched writes."""
 
     def __init__(self, backend: StorageBackend) -> None:
         self.backend = backend
@@ -124,3 +135,55 @@ def _with_size(state: ChordState | None, size: int) -> ChordState | None:
     if state.size == size:
         return None
     return ChordState(size, state.done)
+
+
+class ChordMarkers:
+    """One marker per finished header task, counted from one listing."""
+
+    FIRED = "fired"
+    DONE = "done-"
+    #: The size as the chord was applied, then as Celery corrected it.
+    SIZES = ("size1-", "size2-")
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+
+    def _mark(self, group_id: str, member: str, mode: PutMode = OVERWRITE) -> None:
+        backend = self.backend
+        name = backend.layout.member(backend.chord_keyprefix, group_id, member)
+        backend._put(name, b"{}", mode)
+
+    def start(self, group_id: str, size: int) -> None:
+        self._mark(group_id, f"{self.SIZES[0]}{size}")
+
+    def set_size(self, group_id: str, size: int) -> None:
+        self._mark(group_id, f"{self.SIZES[1]}{size}")
+
+    def record(self, group_id: str, task_id: str) -> bool:
+        backend = self.backend
+        self._mark(group_id, self.DONE + backend.layout.encode(task_id))
+        members = self._members(group_id)
+        sizes = [
+            int(member[len(kind) :])
+            for kind in reversed(self.SIZES)
+            for member in members
+            if member.startswith(kind) and member[len(kind) :].isdigit()
+        ]
+        done = sum(member.startswith(self.DONE) for member in members)
+        if not sizes or done < sizes[0] or self.FIRED in members:
+            return False
+        try:
+            self._mark(group_id, self.FIRED, CREATE)
+        except VersionMismatch:
+            return False  # another finisher saw the set complete too, and won
+        return True
+
+    def _members(self, group_id: str) -> list[str]:
+        backend = self.backend
+        prefix = backend.layout.members(backend.chord_keyprefix, group_id)
+        return [item.name[len(prefix) :] for item in backend.adapter.list(prefix=prefix)]
+
+    def forget(self, group_id: str) -> None:
+        backend = self.backend
+        prefix = backend.layout.members(backend.chord_keyprefix, group_id)
+        backend.adapter.delete_many([prefix + member for member in self._members(group_id)])

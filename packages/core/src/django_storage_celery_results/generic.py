@@ -71,9 +71,11 @@ class GenericAdapter(StorageAdapter):
             if not self._is_missing(exc, name):
                 raise
 
-    def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
+    def list(
+        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
+    ) -> Iterator[ListedObject]:
         _folders, files = self.storage.listdir("")
-        for name in filter(wanted, files):
+        for name in (name for name in files if name.startswith(prefix) and wanted(name)):
             try:
                 modified = self.storage.get_modified_time(name)
             except Exception as exc:

@@ -22,6 +22,7 @@ MAX_NAME_BYTES = 255
 
 _PLAIN_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _ENCODED_MARK = "_"
+MEMBER_MARK = "~"
 _SAFE_PREFIX = re.compile(r"[A-Za-z0-9._:-]*")
 
 
@@ -46,16 +47,28 @@ class KeyLayout:
     def name(self, prefix: str, ident: object) -> str:
         if prefix not in self.prefixes:
             raise ValueError(f"unknown key prefix {prefix!r}")
+        return self._checked(f"{prefix}{self.encode(ident)}", ident)
+
+    def members(self, prefix: str, owner: object) -> str:
+        """The prefix of names grouped under an owner (a chord's finished
+        header tasks): ``~`` never occurs in a name made by name(), so no
+        other name starts with it."""
+        return self.name(prefix, owner) + MEMBER_MARK
+
+    def member(self, prefix: str, owner: object, member: str) -> str:
+        return self._checked(self.members(prefix, owner) + member, owner)
+
+    def encode(self, ident: object) -> str:
+        """The id as it appears in names: itself if plain, else ``_`` + base32."""
         text = self._id_text(ident)
         if not text:
             raise InvalidResultId("empty result id cannot be stored")
         if _PLAIN_ID.fullmatch(text):
-            encoded = text
-        else:
-            encoded = (
-                _ENCODED_MARK + base64.b32encode(text.encode("utf-8")).decode("ascii").rstrip("=").lower()
-            )
-        name = f"{prefix}{encoded}"
+            return text
+        return _ENCODED_MARK + base64.b32encode(text.encode("utf-8")).decode("ascii").rstrip("=").lower()
+
+    @staticmethod
+    def _checked(name: str, ident: object) -> str:
         if len(name.encode("ascii")) > MAX_NAME_BYTES:
             raise InvalidResultId(
                 f"result id {_short(ident)} cannot be stored: its storage name "

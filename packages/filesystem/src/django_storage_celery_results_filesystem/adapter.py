@@ -216,8 +216,13 @@ class FileSystemAdapter(StorageAdapter):
                     continue  # removed since the scan began
                 yield entry.name, datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
 
-    def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
-        for name, modified in self._files(lambda name: not _is_temporary(name) and wanted(name)):
+    def list(
+        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
+    ) -> Iterator[ListedObject]:
+        def listed(name: str) -> bool:
+            return name.startswith(prefix) and not _is_temporary(name) and wanted(name)
+
+        for name, modified in self._files(listed):
             yield ListedObject(name, modified)
 
     def remove_leftovers(self, older_than: datetime.datetime) -> int:

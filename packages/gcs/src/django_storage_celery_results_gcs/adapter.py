@@ -49,6 +49,7 @@ LABELS = ("content_type", "content_encoding")
 
 class GCSAdapter(StorageAdapter):
     conditional_writes = True
+    prefix_listing = True
     content_labels = True
     #: google-auth's requests session keeps requests' default pool per host.
     max_concurrency = requests.adapters.DEFAULT_POOLSIZE
@@ -158,10 +159,12 @@ class GCSAdapter(StorageAdapter):
                     f"first {failed[0][0]!r}: HTTP {failed[0][1]}"
                 )
 
-    def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
+    def list(
+        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
+    ) -> Iterator[ListedObject]:
         blobs = self.client.list_blobs(
             self.bucket,
-            prefix=self.prefix,
+            prefix=self.prefix + prefix,
             delimiter="/",
             fields="items(name,updated),nextPageToken",
             retry=self.retry,

@@ -62,6 +62,7 @@ def error_of(exc: ClientError) -> tuple[int, str]:
 class S3Adapter(StorageAdapter):
     conditional_writes = True
     content_labels = True
+    prefix_listing = True
     storage: S3Storage
 
     def __init__(self, storage: S3Storage) -> None:
@@ -148,9 +149,11 @@ class S3Adapter(StorageAdapter):
                     f"first {errors[0].get('Key')!r}: {errors[0].get('Code')}"
                 )
 
-    def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
+    def list(
+        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
+    ) -> Iterator[ListedObject]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket_name, Prefix=self.prefix, Delimiter="/"
+            Bucket=self.bucket_name, Prefix=self.prefix + prefix, Delimiter="/"
         )
         for page in pages:
             for item in page.get("Contents", ()):
