@@ -300,6 +300,22 @@ def test_cleanup_deletes_exactly_the_expired_results(make_app, folder_conf, resu
     ]
 
 
+def test_cleanup_expires_chord_bookkeeping_after_result_chord_expires(make_app, results_dir):
+    app = make_app(
+        result_expires=datetime.timedelta(days=1),
+        result_chord_expires=datetime.timedelta(minutes=10),
+        result_storage="filesystem",
+        result_storage_config={"location": str(results_dir)},
+    )
+    app.backend.mark_as_done("result", 1)
+    app.backend.set(app.backend.get_key_for_chord("abandoned"), app.backend.encode({"size": 2, "done": []}))
+    past = (datetime.datetime.now() - datetime.timedelta(hours=1)).timestamp()
+    for name in ("celery-task-meta-result", "chord-unlock-abandoned"):
+        os.utime(results_dir / name, (past, past))
+    app.backend.cleanup()
+    assert sorted(p.name for p in results_dir.iterdir()) == ["celery-task-meta-result"]
+
+
 def test_cleanup_with_no_expiry_keeps_everything(make_app, results_dir):
     app = make_app(
         result_expires=None, result_storage="filesystem", result_storage_config={"location": str(results_dir)}

@@ -284,12 +284,19 @@ class StorageBackend(KeyValueStoreBackend):
         return self.adapter.is_retryable(exc)
 
     def cleanup(self) -> None:
-        """Delete results older than result_expires, from one listing."""
+        """Delete results older than result_expires (chord bookkeeping: older
+        than result_chord_expires when set), from one listing."""
         if not self.expires:
             return
         now = datetime.datetime.now(datetime.timezone.utc)
         cutoff = now - datetime.timedelta(seconds=float(self.expires))
-        expired = [item.name for item in self.adapter.list(self.layout.owns) if item.modified < cutoff]
+        chord_expires = self.prepare_expires(self.app.conf.get("result_chord_expires"), type=float)
+        chord_cutoff = now - datetime.timedelta(seconds=float(chord_expires or self.expires))
+        expired = [
+            item.name
+            for item in self.adapter.list(self.layout.owns)
+            if item.modified < (chord_cutoff if item.name.startswith(self.chord_keyprefix) else cutoff)
+        ]
         for name in expired:
             self._remember(name, None)
         self.adapter.delete_many(expired)
