@@ -11,7 +11,6 @@ with the storage's own credentials, container, location and content settings.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -35,8 +34,10 @@ from django_storage_celery_results.adapters import (
     StorageAdapter,
     StoredObject,
     Update,
+    key_prefix,
+    object_key,
 )
-from django_storage_celery_results.exceptions import ImproperlyConfigured, InvalidResultId, VersionMismatch
+from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 
 #: A blob batch request takes at most this many subrequests.
 DELETE_BATCH = 256
@@ -90,17 +91,14 @@ class AzureAdapter(StorageAdapter):
         self.container: str = storage.azure_container
         self.client = _container_client(storage)
         self.timeout: int | None = storage.timeout
-        location = posixpath.normpath(storage.location or ".").strip("/")
-        self.prefix = "" if location in ("", ".") else f"{location}/"
+        self.prefix = key_prefix(storage.location)
         # The default transport's requests session keeps this many connections.
         options = storage.client_options or {}
         self.max_concurrency = None if {"transport", "session"} & set(options) else DEFAULT_POOLSIZE
         self._batch_deletes = True
 
-    def blob_name(self, name: str) -> str:
-        if not name or "/" in name or name in (".", ".."):
-            raise InvalidResultId(f"result name {name!r} is not a single blob name component")
-        return self.prefix + name
+    def key(self, name: str) -> str:
+        return object_key(self.prefix, name)
 
     def _content_settings(self, name: str, content: Content) -> ContentSettings:
         params = {"cache_control": self.storage.cache_control, **self.storage.get_object_parameters(name)}
@@ -110,7 +108,7 @@ class AzureAdapter(StorageAdapter):
 
     def read(self, name: str) -> StoredObject | None:
         try:
-            download = self.client.download_blob(self.blob_name(name), decompress=False, timeout=self.timeout)
+            download = self.client.download_blob(self.key(name), decompress=False, timeout=self.timeout)
             data = download.readall()
         except HttpResponseError as exc:
             if error_code(exc) == "BlobNotFound":
@@ -127,7 +125,7 @@ class AzureAdapter(StorageAdapter):
             conditions["match_condition"] = MatchConditions.IfMissing
         elif isinstance(mode, Update):
             conditions = {"etag": mode.version, "match_condition": MatchConditions.IfNotModified}
-        blob = self.client.get_blob_client(self.blob_name(name))
+        blob = self.client.get_blob_client(self.key(name))
         try:
             response = blob.upload_blob(
                 data,
@@ -146,7 +144,7 @@ class AzureAdapter(StorageAdapter):
 
     def delete(self, name: str) -> None:
         try:
-            self.client.delete_blob(self.blob_name(name), timeout=self.timeout)
+            self.client.delete_blob(self.key(name), timeout=self.timeout)
         except HttpResponseError as exc:
             if error_code(exc) != "BlobNotFound":
                 raise
@@ -162,7 +160,7 @@ class AzureAdapter(StorageAdapter):
 
     def _delete_batch(self, names: list[str]) -> bool:
         """One blob batch request; False when the store has no batch API."""
-        blobs = [self.blob_name(name) for name in names]
+        blobs = [self.key(name) for name in names]
         try:
             answers = self.client.delete_blobs(*blobs, raise_on_any_failure=False, timeout=self.timeout)
         except HttpResponseError as exc:

@@ -10,6 +10,7 @@ conditional writes, and the verdict on a lifecycle rule. Check ids are
 
 from __future__ import annotations
 
+import datetime
 import math
 import uuid
 from collections.abc import Callable
@@ -30,17 +31,18 @@ LIFECYCLE_UNREADABLE = 10
 DAY = 86400
 
 
-def expiry_days(expires_seconds: float) -> int:
+def expiry_days(expires: float | datetime.timedelta) -> int:
     """Lifecycle rules count whole days: round up, so no result expires early."""
-    return max(1, math.ceil(expires_seconds / DAY))
+    seconds = expires.total_seconds() if isinstance(expires, datetime.timedelta) else float(expires)
+    return max(1, math.ceil(seconds / DAY))
 
 
-def require_results_prefix(prefix: str, store: str) -> None:
+def require_results_prefix(prefix: str, store: str, everything: str = "every object of the bucket") -> None:
     """Refuse a lifecycle rule for results kept at the bucket root: it would expire everything."""
     if not prefix:
         raise ImproperlyConfigured(
             f"A {store} lifecycle rule for results needs a results location: with none it would "
-            "expire every object of the bucket. Set CELERY_RESULT_STORAGE_CONFIG['location']."
+            f"expire {everything}. Set CELERY_RESULT_STORAGE_CONFIG['location']."
         )
 
 
