@@ -177,8 +177,7 @@ class Probe:
             except self.errors:
                 pass  # reported as an error below, like an ignored condition
             self.fail(
-                f"the store does not honour {condition}, so a late duplicate could overwrite "
-                "a SUCCESS result",
+                f"the store ignores {condition}, so a late duplicate could overwrite a SUCCESS result",
                 words.conditions_hint,
                 NO_CONDITIONS,
             )
