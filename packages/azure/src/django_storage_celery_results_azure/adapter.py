@@ -34,8 +34,12 @@ from django_storage_celery_results.adapters import (
     StorageAdapter,
     StoredObject,
     Update,
+    in_batches,
     key_prefix,
+    listed,
+    not_deleted,
     object_key,
+    required_setting,
 )
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 
@@ -78,17 +82,14 @@ class AzureAdapter(StorageAdapter):
 
     def __init__(self, storage: AzureStorage) -> None:
         super().__init__(storage)
-        if not storage.azure_container:
-            raise ImproperlyConfigured(
-                "Azure result storage has no container: set CELERY_RESULT_STORAGE_CONFIG['azure_container'] "
-                "or AZURE_CONTAINER"
-            )
+        self.container = required_setting(
+            storage.azure_container, "Azure", "container", "azure_container", "AZURE_CONTAINER"
+        )
         if not (storage.connection_string or storage.account_name):
             raise ImproperlyConfigured(
                 "Azure result storage has no account: set CELERY_RESULT_STORAGE_CONFIG['connection_string'] "
                 "(AZURE_CONNECTION_STRING) or 'account_name' (AZURE_ACCOUNT_NAME)"
             )
-        self.container: str = storage.azure_container
         self.client = _container_client(storage)
         self.timeout: int | None = storage.timeout
         self.prefix = key_prefix(storage.location)
@@ -150,9 +151,7 @@ class AzureAdapter(StorageAdapter):
                 raise
 
     def delete_many(self, names: Iterable[str]) -> None:
-        names = list(names)
-        for start in range(0, len(names), DELETE_BATCH):
-            batch = names[start : start + DELETE_BATCH]
+        for batch in in_batches(names, DELETE_BATCH):
             if len(batch) > 1 and self._batch_deletes and self._delete_batch(batch):
                 continue
             for name in batch:
@@ -169,25 +168,19 @@ class AzureAdapter(StorageAdapter):
             self._batch_deletes = False  # do not ask this store again
             return False
         failed = [
-            (name, answer.status_code)
+            (name, f"HTTP {answer.status_code}")
             for name, answer in zip(names, answers, strict=True)
             if answer.status_code >= 300 and answer.status_code != 404  # already gone is fine
         ]
         if failed:
-            raise OSError(
-                f"Azure did not delete {len(failed)} of {len(names)} results in {self.describe()}, "
-                f"first {failed[0][0]!r}: HTTP {failed[0][1]}"
-            )
+            raise not_deleted("Azure", self, failed, len(names))
         return True
 
     def list(self, wanted: Callable[[str], bool] = lambda name: True) -> Iterator[ListedObject]:
         # walk_blobs with a delimiter lists only what is directly under the prefix
-        for item in self.client.walk_blobs(name_starts_with=self.prefix, delimiter="/", timeout=self.timeout):
-            if isinstance(item, BlobPrefix):
-                continue
-            name = item.name[len(self.prefix) :]
-            if name and wanted(name):
-                yield ListedObject(name, item.last_modified)
+        items = self.client.walk_blobs(name_starts_with=self.prefix, delimiter="/", timeout=self.timeout)
+        blobs = ((item.name, item.last_modified) for item in items if not isinstance(item, BlobPrefix))
+        return listed(self.prefix, blobs, wanted)
 
     def is_retryable(self, exc: BaseException) -> bool:
         # connection failures, resets and timeouts, on the way out or back
