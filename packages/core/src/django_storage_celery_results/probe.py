@@ -47,16 +47,29 @@ def require_results_prefix(prefix: str, store: str, everything: str = "every obj
 
 
 def public_acl_errors(
-    adapter: StorageAdapter, acl: str | None, public: frozenset[str], package: str, hint: str
+    adapter: StorageAdapter,
+    package: str,
+    preset: str,
+    public: frozenset[str],
+    parameter: str,
+    parameters_setting: str,
 ) -> list[checks.CheckMessage]:
-    """Check E001, from the configuration alone: results would be written with a public ACL."""
+    """Check E001, from the configuration alone: results would be written with a public ACL.
+
+    The ACL is the storage's object parameter of that name, else its default_acl
+    (S3Storage and GoogleCloudStorage alike); parameters_setting names the
+    Django setting of the object parameters.
+    """
+    storage: Any = adapter.storage
+    acl = storage.get_object_parameters("").get(parameter) or storage.default_acl
     if acl not in public:
         return []
     return [
         checks.Error(
             f"Celery results in {adapter.describe()} are written with the ACL {acl!r}: "
             "anyone could read task results.",
-            hint=hint,
+            hint=f"Remove {parameter} from {parameters_setting} / default_acl for results: set "
+            f"CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the {preset!r} preset.",
             id=f"{package}.E001",
         )
     ]
