@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from tests.emulators import Fault, Request
+from tests.emulators import Fault, Request, condition
 
 
 def azure_error(status: int, code: str, method: str | None = None) -> Fault:
@@ -22,17 +22,12 @@ def azure_error(status: int, code: str, method: str | None = None) -> Fault:
 
 def calls(requests: list[Request]) -> list[str]:
     """Requests as 'METHOD?comp=... condition' (path-independent) for exact budgets."""
-    return [f"{request.method}{_operation(request)}{_condition(request)}" for request in requests]
+    return [f"{request.method}{_operation(request)}{condition(request)}" for request in requests]
 
 
 def _operation(request: Request) -> str:
     comp = parse_qs(request.query).get("comp")
     return f"?comp={comp[0]}" if comp else ""
-
-
-def _condition(request: Request) -> str:
-    headers = ("if-none-match", "if-match")
-    return next((f" {header}" for header in headers if header in request.headers), "")
 
 
 def no_sdk_retries(config: dict) -> dict:

@@ -174,6 +174,13 @@ class Request:
         return f"{self.method} {self.path}{'?' + self.query if self.query else ''}"
 
 
+def condition(request: Request) -> str:
+    """A request's precondition header, for exact budgets: ' if-none-match=<value>', ' if-match' or ''."""
+    if "if-none-match" in request.headers:
+        return f" if-none-match={request.headers['if-none-match']}"
+    return " if-match" if "if-match" in request.headers else ""
+
+
 @dataclass
 class Fault:
     """A canned answer for requests the predicate matches, `times` times."""

@@ -68,12 +68,6 @@ def test_a_lifecycle_rule_for_another_expiry_warns(make_app, gcs_config, gcs_pro
     assert "for ['celery-results/'] expires results after 7 days" in messages[0].msg
 
 
-def test_a_missing_bucket_is_an_error(make_app, gcs_config):
-    messages = check_connectivity(adapter_for(make_app, {**gcs_config, "bucket_name": "no-such-bucket"}), DAY)
-    assert ids(messages) == ["E010"]
-    assert "no-such-bucket" in messages[0].msg
-
-
 def test_an_unreachable_endpoint_is_an_error(make_app, gcs_config, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
     messages = check_connectivity(adapter_for(make_app, gcs_config), DAY)

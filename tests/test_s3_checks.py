@@ -55,12 +55,6 @@ def test_a_lifecycle_rule_for_another_expiry_warns(make_app, s3_config):
     assert "after 7 days" in messages[0].msg
 
 
-def test_a_missing_bucket_is_an_error(make_app, s3_config):
-    messages = check_connectivity(adapter_for(make_app, {**s3_config, "bucket_name": "no-such-bucket"}), DAY)
-    assert ids(messages) == ["E010"]
-    assert "no-such-bucket" in messages[0].msg
-
-
 def test_an_unreachable_endpoint_is_an_error(make_app, s3_config):
     config = {
         **s3_config,
