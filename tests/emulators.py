@@ -87,6 +87,12 @@ class EmulatorProcess:
         if self._log is not subprocess.DEVNULL:
             self._log.close()
 
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
 
 def start_moto(**env: str) -> EmulatorProcess:
     return EmulatorProcess(
@@ -255,6 +261,12 @@ class CountingProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self) -> CountingProxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
