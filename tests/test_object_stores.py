@@ -22,6 +22,7 @@ from celery import states
 from django.utils.module_loading import import_string
 
 from django_storage_celery_results.adapters import Update
+from django_storage_celery_results.checks import check_result_storage, check_result_storage_connection
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 from django_storage_celery_results.providers import registry
 from tests.conftest import save_as_the_earlier_package
@@ -482,13 +483,34 @@ def test_a_lifecycle_rule_refuses_the_bucket_root(store, make_app):
 # -- checks --------------------------------------------------------------------
 
 
+def check_ids(messages) -> list[str]:
+    return [message.id.rsplit(".", 1)[1] for message in messages]
+
+
 def test_the_connectivity_check_names_a_missing_bucket(store, make_app):
     provider = registry().providers[store.preset]
     adapter = store.app(make_app, {**store.config, store.bucket_key: "no-such-bucket"}).backend.adapter
     messages = provider.connectivity(adapter, None)
-    assert [message.id.rsplit(".", 1)[1] for message in messages] == ["E010"]
+    assert check_ids(messages) == ["E010"]
     assert "'no-such-bucket' does not exist" in messages[0].msg
     assert provider.settings[store.bucket_key][0] in messages[0].hint
+
+
+def test_the_connectivity_probe_leaves_nothing_behind(store, make_app):
+    adapter = store.app(make_app).backend.adapter
+    with store.proxy.counting() as seen:
+        registry().providers[store.preset].connectivity(adapter, None)
+    assert store.names() == set()
+    probes = {key for request in seen for key in store.keys(request)}
+    assert len(probes) == 1 and next(iter(probes)).startswith("celery-results/celery-check-")
+
+
+def test_the_deploy_check_runs_the_connectivity_check_with_result_expires(store, make_app):
+    app = store.app(make_app, result_expires=86400)
+    app.set_current()
+    assert check_result_storage() == []
+    expected = check_ids(registry().providers[store.preset].connectivity(app.backend.adapter, 86400))
+    assert check_ids(check_result_storage_connection()) == expected != []  # expiry advice at least
 
 
 # -- faults --------------------------------------------------------------------
