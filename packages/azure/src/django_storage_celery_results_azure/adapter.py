@@ -28,6 +28,7 @@ from storages.backends.azure_storage import AzureStorage
 from django_storage_celery_results.adapters import (
     CREATE,
     OVERWRITE,
+    RETRYABLE_STATUSES,
     Content,
     ListedObject,
     PutMode,
@@ -45,8 +46,6 @@ from django_storage_celery_results.exceptions import ImproperlyConfigured, Versi
 
 #: A blob batch request takes at most this many subrequests.
 DELETE_BATCH = 256
-#: Throttling (503 ServerBusy, 500 OperationTimedOut) and gateway hiccups.
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: A lost conditional write: the blob exists (create) or has another ETag (update).
 CONFLICT_CODES = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 #: How a store without the blob batch API answers one (older emulators,
@@ -186,7 +185,7 @@ class AzureAdapter(StorageAdapter):
         # connection failures, resets and timeouts, on the way out or back
         if isinstance(exc, (ServiceRequestError, ServiceResponseError, IncompleteReadError)):
             return True
-        if isinstance(exc, HttpResponseError):
+        if isinstance(exc, HttpResponseError):  # Azure throttles with 503 ServerBusy
             return exc.status_code in RETRYABLE_STATUSES
         return super().is_retryable(exc)
 

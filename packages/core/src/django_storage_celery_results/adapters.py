@@ -24,6 +24,10 @@ CREATE: Literal["create"] = "create"
 
 T = TypeVar("T")
 
+#: HTTP statuses of transient conditions worth another try: timeouts,
+#: throttling, a server or gateway hiccup.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
 
 @dataclass(frozen=True)
 class Update:

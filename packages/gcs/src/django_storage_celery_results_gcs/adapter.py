@@ -26,6 +26,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from django_storage_celery_results.adapters import (
     CREATE,
     OVERWRITE,
+    RETRYABLE_STATUSES,
     Content,
     ListedObject,
     PutMode,
@@ -43,8 +44,6 @@ from django_storage_celery_results.exceptions import ImproperlyConfigured, Versi
 
 from .batch import BATCH_LIMIT, delete_objects
 
-#: HTTP statuses of transient conditions worth another try.
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Transport failures worth another try: connection resets, timeouts, cut-off bodies.
 RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 #: Blob properties the adapter sets itself from the result's labels.
