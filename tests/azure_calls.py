@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from tests.emulators import Fault, Request, condition
+from tests.emulators import Fault, Request, condition, xml_error
 
 
 def azure_error(status: int, code: str, method: str | None = None) -> Fault:
-    """An Azure-style XML error answer, for requests with the given method."""
-    body = (
-        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>injected</Message></Error>'
-    )
-    return Fault(
-        status,
-        body.encode(),
-        (("Content-Type", "application/xml"), ("x-ms-error-code", code)),
-        matches=lambda request: method is None or request.method == method,
-    )
+    """An Azure error answer: XML, and the code in a header too."""
+    return xml_error(status, code, method, ("x-ms-error-code", code))
 
 
 def calls(requests: list[Request]) -> list[str]:

@@ -187,6 +187,21 @@ def condition(request: Request) -> str:
     return " if-match" if "if-match" in request.headers else ""
 
 
+def error_answer(
+    status: int, body: bytes, headers: tuple[tuple[str, str], ...], method: str | None = None
+) -> Fault:
+    """A store's error answer, for requests with the given method (any when None)."""
+    return Fault(status, body, headers, matches=lambda request: method is None or request.method == method)
+
+
+def xml_error(status: int, code: str, method: str | None = None, *headers: tuple[str, str]) -> Fault:
+    """An S3- or Azure-style XML error answer."""
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>injected</Message></Error>'
+    )
+    return error_answer(status, body.encode(), (("Content-Type", "application/xml"), *headers), method)
+
+
 @dataclass
 class Fault:
     """A canned answer for requests the predicate matches, `times` times."""

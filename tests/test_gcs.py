@@ -14,7 +14,7 @@ import pytest
 from celery import states
 
 from django_storage_celery_results.exceptions import ImproperlyConfigured
-from tests.emulators import Fault, Request
+from tests.emulators import Fault, Request, error_answer
 
 KEY = "celery-results/celery-task-meta-task-1"
 
@@ -51,16 +51,10 @@ def object_names(request: Request) -> list[str]:
     return []
 
 
-def gcs_error(status: int, reason: str, **matches: str) -> Fault:
-    """A GCS JSON API error answer for requests with the given method."""
+def gcs_error(status: int, reason: str, method: str | None = None) -> Fault:
+    """A GCS JSON API error answer."""
     body = {"error": {"code": status, "message": "injected", "errors": [{"reason": reason}]}}
-    method = matches.get("method")
-    return Fault(
-        status,
-        json.dumps(body).encode(),
-        (("Content-Type", "application/json"),),
-        matches=lambda request: method is None or request.method == method,
-    )
+    return error_answer(status, json.dumps(body).encode(), (("Content-Type", "application/json"),), method)
 
 
 def bucket_answer(bucket: str, rules=(), uniform: bool = False, prevention: str = "inherited") -> Fault:

@@ -26,7 +26,7 @@ from django_storage_celery_results.checks import check_result_storage, check_res
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 from django_storage_celery_results.providers import registry
 from tests.conftest import save_as_the_earlier_package
-from tests.emulators import AZURITE_ACCOUNT, CountingProxy, Fault, Request
+from tests.emulators import AZURITE_ACCOUNT, CountingProxy, Fault, Request, xml_error
 from tests.hostile import HOSTILE_IDS
 
 PROVIDERS = ["s3", "gcs", "azure"]
@@ -81,7 +81,7 @@ def keys_under(root: str) -> Callable[[Request], list[str]]:
 
 def s3_store(request, monkeypatch) -> Store:
     from django_storage_celery_results_s3 import ensure_lifecycle_rule
-    from tests.test_s3 import calls, no_sdk_retries, s3_error
+    from tests.test_s3 import calls, no_sdk_retries
 
     raw, bucket = request.getfixturevalue("s3_raw"), request.getfixturevalue("s3_bucket")
     config = request.getfixturevalue("s3_config")
@@ -113,10 +113,10 @@ def s3_store(request, monkeypatch) -> Store:
         names=lambda: {item["Key"] for item in raw.list_objects_v2(Bucket=bucket).get("Contents", ())},
         labels=labels,
         faults={
-            "unavailable": s3_error(503, "ServiceUnavailable", method="GET"),
-            "throttled": s3_error(503, "SlowDown", method="GET"),
-            "internal-error": s3_error(500, "InternalError", method="GET"),
-            "forbidden": s3_error(403, "AccessDenied", method="PUT"),
+            "unavailable": xml_error(503, "ServiceUnavailable", method="GET"),
+            "throttled": xml_error(503, "SlowDown", method="GET"),
+            "internal-error": xml_error(500, "InternalError", method="GET"),
+            "forbidden": xml_error(403, "AccessDenied", method="PUT"),
         },
         without_client_retries=lambda: no_sdk_retries(config),
         pool_size=10,  # botocore's default connection pool

@@ -7,21 +7,7 @@ from __future__ import annotations
 
 from celery import states
 
-from tests.emulators import Fault, Request, condition
-
-
-def s3_error(status: int, code: str, **matches: str) -> Fault:
-    """An S3-style XML error answer for requests with the given method."""
-    body = (
-        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected</Message></Error>"
-    )
-    method = matches.get("method")
-    return Fault(
-        status,
-        body.encode(),
-        (("Content-Type", "application/xml"),),
-        matches=lambda request: method is None or request.method == method,
-    )
+from tests.emulators import Request, condition, xml_error
 
 
 def calls(requests: list[Request]) -> list[str]:
@@ -38,7 +24,7 @@ def calls(requests: list[Request]) -> list[str]:
 
 def test_forbidden_read_of_a_missing_key_is_pending(s3_app, s3_proxy):
     # without s3:ListBucket, S3 answers 403 AccessDenied for a missing key
-    s3_proxy.inject(s3_error(403, "AccessDenied", method="GET"))
+    s3_proxy.inject(xml_error(403, "AccessDenied", method="GET"))
     assert s3_app.backend.get_task_meta("never-stored", cache=False)["status"] == states.PENDING
 
 
