@@ -2,8 +2,9 @@
 
 Budgets are counted in one vocabulary for all stores: ``create`` (a
 create-only write), ``update`` (a write matched against a version),
-``write`` (unconditional), ``read`` and ``delete``; each provider's module
-says how those look on its wire and tests what only it does.
+``write`` (unconditional), ``read``, ``delete``, and for cleanup ``list``
+and ``bulk-delete``; each provider's module says how those look on its wire
+and tests what only it does.
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ class Store:
         return [self.vocabulary.get(call, call) for call in self.wire(requests)]
 
 
+#: The vocabulary of stores that write with HTTP preconditions on a PUT (S3, Azure).
+PLAIN_HTTP = {
+    "PUT if-none-match=*": "create",
+    "PUT if-match": "update",
+    "PUT": "write",
+    "GET": "read",
+    "DELETE": "delete",
+}
+
+
 def keys_under(root: str) -> Callable[[Request], list[str]]:
     """The object key in a request's path below root ("/bucket/"), if any."""
     return lambda r: [unquote(r.path.removeprefix(root))] if r.path.startswith(root) else []
@@ -98,15 +109,7 @@ def s3_store(request, monkeypatch) -> Store:
         "public-read",
         request.getfixturevalue("s3_proxy"),
         calls,
-        {
-            "PUT if-none-match=*": "create",
-            "PUT if-match": "update",
-            "PUT": "write",
-            "GET": "read",
-            "DELETE": "delete",
-            "GET?list-type": "list",
-            "POST?delete": "bulk-delete",
-        },
+        {**PLAIN_HTTP, "GET?list-type": "list", "POST?delete": "bulk-delete"},
         keys=keys_under(f"/{bucket}/"),
         plant=lambda key, data: raw.put_object(Bucket=bucket, Key=key, Body=data),
         fetch=lambda key: raw.get_object(Bucket=bucket, Key=key)["Body"].read(),
@@ -194,15 +197,7 @@ def azure_store(request, monkeypatch) -> Store:
         None,
         request.getfixturevalue("azure_proxy"),
         calls,
-        {
-            "PUT if-none-match=*": "create",
-            "PUT if-match": "update",
-            "PUT": "write",
-            "GET": "read",
-            "DELETE": "delete",
-            "GET?comp=list": "list",
-            "POST?comp=batch": "bulk-delete",
-        },
+        {**PLAIN_HTTP, "GET?comp=list": "list", "POST?comp=batch": "bulk-delete"},
         keys=keys_under(f"/{AZURITE_ACCOUNT}/{container}/"),
         plant=lambda key, data: raw.upload_blob(key, data),
         fetch=lambda key: raw.download_blob(key, decompress=False).readall(),
