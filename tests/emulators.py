@@ -87,6 +87,12 @@ class EmulatorProcess:
         if self._log is not subprocess.DEVNULL:
             self._log.close()
 
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
 
 def start_moto(**env: str) -> EmulatorProcess:
     return EmulatorProcess(
@@ -174,6 +180,28 @@ class Request:
         return f"{self.method} {self.path}{'?' + self.query if self.query else ''}"
 
 
+def condition(request: Request) -> str:
+    """A request's precondition header, for exact budgets: ' if-none-match=<value>', ' if-match' or ''."""
+    if "if-none-match" in request.headers:
+        return f" if-none-match={request.headers['if-none-match']}"
+    return " if-match" if "if-match" in request.headers else ""
+
+
+def error_answer(
+    status: int, body: bytes, headers: tuple[tuple[str, str], ...], method: str | None = None
+) -> Fault:
+    """A store's error answer, for requests with the given method (any when None)."""
+    return Fault(status, body, headers, matches=lambda request: method is None or request.method == method)
+
+
+def xml_error(status: int, code: str, method: str | None = None, *headers: tuple[str, str]) -> Fault:
+    """An S3- or Azure-style XML error answer."""
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>injected</Message></Error>'
+    )
+    return error_answer(status, body.encode(), (("Content-Type", "application/xml"), *headers), method)
+
+
 @dataclass
 class Fault:
     """A canned answer for requests the predicate matches, `times` times."""
@@ -248,6 +276,12 @@ class CountingProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self) -> CountingProxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):

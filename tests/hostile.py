@@ -9,4 +9,9 @@ HOSTILE_IDS = [
     ".",
     "%2e%2e%2fsecret",
     "x\\..\\y",
+    # an HTTP store parses a '?' or '#' in a URL path, and Windows tools drop a trailing dot
+    "x.",
+    "a?comp=list",
+    "a#fragment",
+    "...",
 ]

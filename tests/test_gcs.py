@@ -1,20 +1,20 @@
-"""The GCS provider against a real fake-gcs-server, counted by a proxy in front of it."""
+"""What only the GCS provider does, against a real fake-gcs-server counted by a proxy in front of it.
+
+The contract every object store keeps runs for GCS in test_object_stores.py.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import time
-import zlib
 from urllib.parse import parse_qsl, unquote
 
 import pytest
 from celery import states
 
 from django_storage_celery_results.exceptions import ImproperlyConfigured
-from tests.conftest import save_as_the_earlier_package
-from tests.emulators import Fault, Request
+from tests.emulators import Fault, Request, error_answer
 
 KEY = "celery-results/celery-task-meta-task-1"
 
@@ -51,16 +51,10 @@ def object_names(request: Request) -> list[str]:
     return []
 
 
-def gcs_error(status: int, reason: str, **matches: str) -> Fault:
-    """A GCS JSON API error answer for requests with the given method."""
+def gcs_error(status: int, reason: str, method: str | None = None) -> Fault:
+    """A GCS JSON API error answer."""
     body = {"error": {"code": status, "message": "injected", "errors": [{"reason": reason}]}}
-    method = matches.get("method")
-    return Fault(
-        status,
-        json.dumps(body).encode(),
-        (("Content-Type", "application/json"),),
-        matches=lambda request: method is None or request.method == method,
-    )
+    return error_answer(status, json.dumps(body).encode(), (("Content-Type", "application/json"),), method)
 
 
 def bucket_answer(bucket: str, rules=(), uniform: bool = False, prevention: str = "inherited") -> Fault:
@@ -119,40 +113,6 @@ def test_a_result_above_eight_mib_is_still_one_upload(gcs_app, gcs_proxy):
 # -- objects as GCS sees them --------------------------------------------------
 
 
-def test_objects_are_labelled_for_the_serializer(make_app, gcs_config, gcs_raw, gcs_bucket):
-    app = make_app(result_storage="gcs", result_storage_config=gcs_config, result_serializer="json")
-    app.backend.store_result("task-1", {"answer": 42}, states.SUCCESS)
-    blob = gcs_raw.bucket(gcs_bucket).get_blob(KEY)
-    assert (blob.content_type, blob.content_encoding) == ("application/json", None)
-
-
-def test_compressed_results_carry_a_content_encoding_and_download_raw(
-    make_app, gcs_config, gcs_raw, gcs_bucket
-):
-    app = make_app(
-        result_storage="gcs",
-        result_storage_config=gcs_config,
-        result_compression="zlib",
-        result_extended=True,
-    )
-    app.backend.store_result("task-1", {"answer": 42}, states.SUCCESS)
-    blob = gcs_raw.bucket(gcs_bucket).get_blob(KEY)
-    assert (blob.content_type, blob.content_encoding) == ("application/json", "deflate")
-    stored = blob.download_as_bytes(raw_download=True)
-    assert json.loads(zlib.decompress(stored))["result"] == {"answer": 42}
-    # the adapter gets the stored bytes too, not what requests would decode
-    assert app.backend.adapter.read("celery-task-meta-task-1").data == stored
-    assert app.backend.get_task_meta("task-1", cache=False)["result"] == {"answer": 42}
-
-
-def test_compression_http_cannot_name_stays_in_band(make_app, gcs_config, gcs_raw, gcs_bucket):
-    app = make_app(result_storage="gcs", result_storage_config=gcs_config, result_compression="bzip2")
-    app.backend.store_result("task-1", "x" * 1000, states.SUCCESS)
-    blob = gcs_raw.bucket(gcs_bucket).get_blob(KEY)
-    assert (blob.content_type, blob.content_encoding) == ("application/octet-stream", None)
-    assert app.backend.get_task_meta("task-1", cache=False)["result"] == "x" * 1000
-
-
 def test_object_parameters_of_the_storage_apply(make_app, gcs_config, gcs_proxy, gcs_raw, gcs_bucket):
     key = "projects/p/locations/l/keyRings/r/cryptoKeys/results"
     params = {
@@ -174,42 +134,13 @@ def test_object_parameters_of_the_storage_apply(make_app, gcs_config, gcs_proxy,
 # -- configuration ---------------------------------------------------------------
 
 
-def test_earlier_package_configuration_works_unchanged(make_app, gcs_config, gcs_raw, gcs_bucket):
-    # the earlier README: GoogleCloudStorage with credentials, bucket and location
-    config = {"credentials": gcs_config["credentials"], "bucket_name": gcs_bucket, "location": "results"}
-    app = make_app(
-        result_backend="django_storage_celery_results.backends.StorageBackend",
-        result_storage="storages.backends.gcloud.GoogleCloudStorage",
-        result_storage_config=config,
-    )
-    save_as_the_earlier_package(app, "old", 7)
-    assert app.AsyncResult("old").get(timeout=5) == 7
-    app.backend.store_result("new", 8, states.SUCCESS)
-    names = {blob.name for blob in gcs_raw.list_blobs(gcs_bucket)}
-    assert names == {"results/celery-task-meta-old", "results/celery-task-meta-new"}
-    assert type(app.backend.adapter).__name__ == "GCSAdapter"
-
-
-def test_preset_keeps_results_private_and_apart_from_media(
-    make_app, settings, gcs_config, gcs_raw, gcs_bucket
-):
-    settings.GS_LOCATION = "media"
+def test_a_public_media_acl_does_not_reach_results(make_app, settings, gcs_config, gcs_raw, gcs_bucket):
     settings.GS_DEFAULT_ACL = "publicRead"
-    settings.GS_FILE_OVERWRITE = False
     app = make_app(result_storage="gcs", result_storage_config=gcs_config)
-    storage = app.backend.adapter.storage
-    assert (storage.location, storage.default_acl, storage.file_overwrite) == ("celery-results", None, True)
     app.backend.store_result("task-1", 1, states.SUCCESS)
     blob = gcs_raw.bucket(gcs_bucket).blob(KEY)
     blob.acl.reload()
     assert not {entry["entity"] for entry in blob.acl} & {"allUsers", "allAuthenticatedUsers"}
-
-
-def test_result_config_wins_over_shared_settings(make_app, settings, gcs_config, gcs_raw, gcs_bucket):
-    settings.GS_BUCKET_NAME = "media-bucket-that-does-not-exist"
-    app = make_app(result_storage="gcs", result_storage_config={**gcs_config, "location": "tasks/results"})
-    app.backend.store_result("task-1", 1, states.SUCCESS)
-    assert gcs_raw.bucket(gcs_bucket).get_blob("tasks/results/celery-task-meta-task-1")
 
 
 def test_missing_credentials_are_named(make_app, monkeypatch):
@@ -227,39 +158,6 @@ def test_missing_credentials_are_named(make_app, monkeypatch):
 
 
 # -- expiry --------------------------------------------------------------------
-
-
-def test_cleanup_deletes_exactly_the_expired_results(make_app, gcs_config, gcs_proxy, gcs_raw, gcs_bucket):
-    app = make_app(result_storage="gcs", result_storage_config=gcs_config, result_expires=2)
-    backend = app.backend
-    for task_id in ("old-1", "old-2"):
-        backend.store_result(task_id, 1, states.SUCCESS)
-    backend.set(backend.get_key_for_group("old-group"), backend.encode({"result": []}))
-    bucket = gcs_raw.bucket(gcs_bucket)
-    for name in ("celery-results/not-a-result", "celery-task-meta-outside", "celery-results/nested/celery-x"):
-        bucket.blob(name).upload_from_string(b"x")
-    time.sleep(3)
-    backend.store_result("fresh", 1, states.SUCCESS)
-    with gcs_proxy.counting() as seen:
-        backend.cleanup()
-    assert calls(seen) == ["GET list", "POST batch"]
-    assert {blob.name for blob in gcs_raw.list_blobs(gcs_bucket)} == {
-        "celery-results/celery-task-meta-fresh",
-        "celery-results/not-a-result",
-        "celery-task-meta-outside",
-        "celery-results/nested/celery-x",
-    }
-
-
-def test_delete_many_sends_batches_of_a_hundred(gcs_app, gcs_proxy, gcs_raw, gcs_bucket):
-    backend = gcs_app.backend
-    for number in range(3):
-        backend.store_result(f"task-{number}", number, states.SUCCESS)
-    names = [f"celery-task-meta-task-{number}" for number in range(250)]  # most of them missing
-    with gcs_proxy.counting() as seen:
-        backend.adapter.delete_many(names)
-    assert calls(seen) == ["POST batch"] * 3
-    assert list(gcs_raw.list_blobs(gcs_bucket)) == []
 
 
 def test_a_failed_deletion_in_a_batch_is_raised(gcs_app, gcs_proxy):
@@ -318,14 +216,6 @@ def test_an_expiry_rule_must_delete_every_result(gcs_app, gcs_proxy, gcs_bucket,
 
     gcs_proxy.inject(bucket_answer(gcs_bucket, [rule]))
     assert (find_expiry_rule(gcs_app.backend.adapter) == rule) is covers
-
-
-def test_lifecycle_rule_refuses_the_bucket_root(make_app, gcs_config):
-    from django_storage_celery_results_gcs import ensure_lifecycle_rule
-
-    app = make_app(result_storage="gcs", result_storage_config={**gcs_config, "location": ""})
-    with pytest.raises(ImproperlyConfigured, match="every object of the bucket"):
-        ensure_lifecycle_rule(app.backend.adapter, 86400)
 
 
 # -- faults --------------------------------------------------------------------

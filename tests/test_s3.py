@@ -1,44 +1,21 @@
-"""The S3 provider against a real moto server, counted by a proxy in front of it."""
+"""What only the S3 provider does, against a real moto server counted by a proxy in front of it.
+
+The contract every object store keeps runs for S3 in test_object_stores.py.
+"""
 
 from __future__ import annotations
 
-import json
-import time
-import zlib
-
-import pytest
 from celery import states
 
-from django_storage_celery_results.exceptions import ImproperlyConfigured
-from tests.conftest import save_as_the_earlier_package
-from tests.emulators import Fault, Request
-
-
-def s3_error(status: int, code: str, **matches: str) -> Fault:
-    """An S3-style XML error answer for requests with the given method."""
-    body = (
-        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected</Message></Error>"
-    )
-    method = matches.get("method")
-    return Fault(
-        status,
-        body.encode(),
-        (("Content-Type", "application/xml"),),
-        matches=lambda request: method is None or request.method == method,
-    )
+from tests.emulators import Request, condition, xml_error
 
 
 def calls(requests: list[Request]) -> list[str]:
     """Requests as 'METHOD condition' (path-independent) for exact budgets."""
     described = []
     for request in requests:
-        condition = ""
-        if "if-none-match" in request.headers:
-            condition = " if-none-match"
-        elif "if-match" in request.headers:
-            condition = " if-match"
         query = request.query.split("=", 1)[0]
-        described.append(f"{request.method}{'?' + query if query else ''}{condition}")
+        described.append(f"{request.method}{'?' + query if query else ''}{condition(request)}")
     return described
 
 
@@ -47,40 +24,11 @@ def calls(requests: list[Request]) -> list[str]:
 
 def test_forbidden_read_of_a_missing_key_is_pending(s3_app, s3_proxy):
     # without s3:ListBucket, S3 answers 403 AccessDenied for a missing key
-    s3_proxy.inject(s3_error(403, "AccessDenied", method="GET"))
+    s3_proxy.inject(xml_error(403, "AccessDenied", method="GET"))
     assert s3_app.backend.get_task_meta("never-stored", cache=False)["status"] == states.PENDING
 
 
 # -- objects as S3 sees them ---------------------------------------------------
-
-
-def test_objects_are_labelled_for_the_serializer(make_app, s3_config, s3_raw, s3_bucket):
-    app = make_app(result_storage="s3", result_storage_config=s3_config, result_serializer="json")
-    app.backend.store_result("task-1", {"answer": 42}, states.SUCCESS)
-    head = s3_raw.head_object(Bucket=s3_bucket, Key="celery-results/celery-task-meta-task-1")
-    assert head["ContentType"] == "application/json"
-    assert "ContentEncoding" not in head
-
-
-def test_compressed_results_carry_a_content_encoding(make_app, s3_config, s3_raw, s3_bucket):
-    app = make_app(
-        result_storage="s3", result_storage_config=s3_config, result_compression="zlib", result_extended=True
-    )
-    app.backend.store_result("task-1", {"answer": 42}, states.SUCCESS)
-    stored = s3_raw.get_object(Bucket=s3_bucket, Key="celery-results/celery-task-meta-task-1")
-    assert stored["ContentType"] == "application/json"
-    assert stored["ContentEncoding"] == "deflate"  # HTTP's name for zlib data
-    assert json.loads(zlib.decompress(stored["Body"].read()))["result"] == {"answer": 42}
-    assert app.backend.get_task_meta("task-1", cache=False)["result"] == {"answer": 42}
-
-
-def test_compression_http_cannot_name_stays_in_band(make_app, s3_config, s3_raw, s3_bucket):
-    app = make_app(result_storage="s3", result_storage_config=s3_config, result_compression="bzip2")
-    app.backend.store_result("task-1", "x" * 1000, states.SUCCESS)
-    head = s3_raw.head_object(Bucket=s3_bucket, Key="celery-results/celery-task-meta-task-1")
-    assert head["ContentType"] == "application/octet-stream"
-    assert "ContentEncoding" not in head
-    assert app.backend.get_task_meta("task-1", cache=False)["result"] == "x" * 1000
 
 
 def test_object_parameters_of_the_storage_apply(make_app, s3_config, s3_raw, s3_bucket):
@@ -96,79 +44,15 @@ def test_object_parameters_of_the_storage_apply(make_app, s3_config, s3_raw, s3_
 # -- configuration ---------------------------------------------------------------
 
 
-def test_earlier_package_configuration_works_unchanged(make_app, settings, s3_proxy, s3_bucket, s3_raw):
-    # the earlier README: S3Boto3Storage, credentials and bucket in the config,
-    # the endpoint and region from the project's AWS_* settings
-    settings.AWS_S3_ENDPOINT_URL = s3_proxy.url
-    settings.AWS_S3_REGION_NAME = "us-east-1"
-    config = {
-        "access_key": "testing",
-        "secret_key": "testing",
-        "bucket_name": s3_bucket,
-        "location": "results",
-    }
-    app = make_app(
-        result_backend="django_storage_celery_results.backends.StorageBackend",
-        result_storage="storages.backends.s3boto3.S3Boto3Storage",
-        result_storage_config=config,
-    )
-    save_as_the_earlier_package(app, "old", 7)
-    assert app.AsyncResult("old").get(timeout=5) == 7
-    app.backend.store_result("new", 8, states.SUCCESS)
-    keys = {item["Key"] for item in s3_raw.list_objects_v2(Bucket=s3_bucket)["Contents"]}
-    assert keys == {"results/celery-task-meta-old", "results/celery-task-meta-new"}
-    assert type(app.backend.adapter).__name__ == "S3Adapter"
-
-
-def test_preset_keeps_results_private_and_apart_from_media(make_app, settings, s3_config, s3_raw, s3_bucket):
-    settings.AWS_LOCATION = "media"
+def test_a_public_media_acl_does_not_reach_results(make_app, settings, s3_config, s3_raw, s3_bucket):
     settings.AWS_DEFAULT_ACL = "public-read"
-    settings.AWS_S3_FILE_OVERWRITE = False
     app = make_app(result_storage="s3", result_storage_config=s3_config)
-    storage = app.backend.adapter.storage
-    assert (storage.location, storage.default_acl, storage.file_overwrite) == ("celery-results", None, True)
     app.backend.store_result("task-1", 1, states.SUCCESS)
     grants = s3_raw.get_object_acl(Bucket=s3_bucket, Key="celery-results/celery-task-meta-task-1")["Grants"]
     assert all("URI" not in grant["Grantee"] for grant in grants)
 
 
-def test_result_config_wins_over_shared_settings(make_app, settings, s3_config, s3_raw, s3_bucket):
-    settings.AWS_STORAGE_BUCKET_NAME = "media-bucket-that-does-not-exist"
-    app = make_app(result_storage="s3", result_storage_config={**s3_config, "location": "tasks/results"})
-    app.backend.store_result("task-1", 1, states.SUCCESS)
-    assert s3_raw.head_object(Bucket=s3_bucket, Key="tasks/results/celery-task-meta-task-1")
-
-
 # -- expiry --------------------------------------------------------------------
-
-
-def test_cleanup_deletes_exactly_the_expired_results(make_app, s3_config, s3_proxy, s3_raw, s3_bucket):
-    app = make_app(result_storage="s3", result_storage_config=s3_config, result_expires=2)
-    backend = app.backend
-    for task_id in ("old-1", "old-2"):
-        backend.store_result(task_id, 1, states.SUCCESS)
-    backend.set(backend.get_key_for_group("old-group"), backend.encode({"result": []}))
-    s3_raw.put_object(Bucket=s3_bucket, Key="celery-results/not-a-result", Body=b"x")
-    s3_raw.put_object(Bucket=s3_bucket, Key="celery-task-meta-outside-prefix", Body=b"x")
-    s3_raw.put_object(Bucket=s3_bucket, Key="celery-results/nested/celery-task-meta-x", Body=b"x")
-    time.sleep(3)
-    backend.store_result("fresh", 1, states.SUCCESS)
-    with s3_proxy.counting() as seen:
-        backend.cleanup()
-    assert calls(seen) == ["GET?list-type", "POST?delete"]
-    keys = {item["Key"] for item in s3_raw.list_objects_v2(Bucket=s3_bucket)["Contents"]}
-    assert keys == {
-        "celery-results/celery-task-meta-fresh",
-        "celery-results/not-a-result",
-        "celery-task-meta-outside-prefix",
-        "celery-results/nested/celery-task-meta-x",
-    }
-
-
-def test_delete_many_sends_batches_of_a_thousand(s3_app, s3_proxy):
-    with s3_proxy.counting() as seen:
-        s3_app.backend.adapter.delete_many(f"celery-task-meta-{i}" for i in range(2500))
-    assert calls(seen) == ["POST?delete"] * 3
 
 
 def test_lifecycle_rule_is_created_kept_and_updated(s3_app, s3_raw, s3_bucket):
@@ -190,14 +74,6 @@ def test_lifecycle_rule_is_created_kept_and_updated(s3_app, s3_raw, s3_bucket):
     rules = s3_raw.get_bucket_lifecycle_configuration(Bucket=s3_bucket)["Rules"]
     assert sorted(rule["ID"] for rule in rules) == ["celery-results:celery-results/", "media"]
     assert find_expiry_rule(adapter)["Expiration"] == {"Days": 3}
-
-
-def test_lifecycle_rule_refuses_the_bucket_root(make_app, s3_config):
-    app = make_app(result_storage="s3", result_storage_config={**s3_config, "location": ""})
-    from django_storage_celery_results_s3 import ensure_lifecycle_rule
-
-    with pytest.raises(ImproperlyConfigured, match="every object of the bucket"):
-        ensure_lifecycle_rule(app.backend.adapter, 86400)
 
 
 # -- faults --------------------------------------------------------------------

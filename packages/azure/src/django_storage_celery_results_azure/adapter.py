@@ -11,7 +11,6 @@ with the storage's own credentials, container, location and content settings.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -29,19 +28,24 @@ from storages.backends.azure_storage import AzureStorage
 from django_storage_celery_results.adapters import (
     CREATE,
     OVERWRITE,
+    RETRYABLE_STATUSES,
     Content,
     ListedObject,
     PutMode,
     StorageAdapter,
     StoredObject,
     Update,
+    in_batches,
+    key_prefix,
+    listed,
+    not_deleted,
+    object_key,
+    required_setting,
 )
-from django_storage_celery_results.exceptions import ImproperlyConfigured, InvalidResultId, VersionMismatch
+from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 
 #: A blob batch request takes at most this many subrequests.
 DELETE_BATCH = 256
-#: Throttling (503 ServerBusy, 500 OperationTimedOut) and gateway hiccups.
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: A lost conditional write: the blob exists (create) or has another ETag (update).
 CONFLICT_CODES = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 #: How a store without the blob batch API answers one (older emulators,
@@ -78,30 +82,24 @@ class AzureAdapter(StorageAdapter):
 
     def __init__(self, storage: AzureStorage) -> None:
         super().__init__(storage)
-        if not storage.azure_container:
-            raise ImproperlyConfigured(
-                "Azure result storage has no container: set CELERY_RESULT_STORAGE_CONFIG['azure_container'] "
-                "or AZURE_CONTAINER"
-            )
+        self.container = required_setting(
+            storage.azure_container, "Azure", "container", "azure_container", "AZURE_CONTAINER"
+        )
         if not (storage.connection_string or storage.account_name):
             raise ImproperlyConfigured(
                 "Azure result storage has no account: set CELERY_RESULT_STORAGE_CONFIG['connection_string'] "
                 "(AZURE_CONNECTION_STRING) or 'account_name' (AZURE_ACCOUNT_NAME)"
             )
-        self.container: str = storage.azure_container
         self.client = _container_client(storage)
         self.timeout: int | None = storage.timeout
-        location = posixpath.normpath(storage.location or ".").strip("/")
-        self.prefix = "" if location in ("", ".") else f"{location}/"
+        self.prefix = key_prefix(storage.location)
         # The default transport's requests session keeps this many connections.
         options = storage.client_options or {}
         self.max_concurrency = None if {"transport", "session"} & set(options) else DEFAULT_POOLSIZE
         self._batch_deletes = True
 
-    def blob_name(self, name: str) -> str:
-        if not name or "/" in name or name in (".", ".."):
-            raise InvalidResultId(f"result name {name!r} is not a single blob name component")
-        return self.prefix + name
+    def key(self, name: str) -> str:
+        return object_key(self.prefix, name)
 
     def _content_settings(self, name: str, content: Content) -> ContentSettings:
         params = {"cache_control": self.storage.cache_control, **self.storage.get_object_parameters(name)}
@@ -111,7 +109,7 @@ class AzureAdapter(StorageAdapter):
 
     def read(self, name: str) -> StoredObject | None:
         try:
-            download = self.client.download_blob(self.blob_name(name), decompress=False, timeout=self.timeout)
+            download = self.client.download_blob(self.key(name), decompress=False, timeout=self.timeout)
             data = download.readall()
         except HttpResponseError as exc:
             if error_code(exc) == "BlobNotFound":
@@ -128,7 +126,7 @@ class AzureAdapter(StorageAdapter):
             conditions["match_condition"] = MatchConditions.IfMissing
         elif isinstance(mode, Update):
             conditions = {"etag": mode.version, "match_condition": MatchConditions.IfNotModified}
-        blob = self.client.get_blob_client(self.blob_name(name))
+        blob = self.client.get_blob_client(self.key(name))
         try:
             response = blob.upload_blob(
                 data,
@@ -147,15 +145,13 @@ class AzureAdapter(StorageAdapter):
 
     def delete(self, name: str) -> None:
         try:
-            self.client.delete_blob(self.blob_name(name), timeout=self.timeout)
+            self.client.delete_blob(self.key(name), timeout=self.timeout)
         except HttpResponseError as exc:
             if error_code(exc) != "BlobNotFound":
                 raise
 
     def delete_many(self, names: Iterable[str]) -> None:
-        names = list(names)
-        for start in range(0, len(names), DELETE_BATCH):
-            batch = names[start : start + DELETE_BATCH]
+        for batch in in_batches(names, DELETE_BATCH):
             if len(batch) > 1 and self._batch_deletes and self._delete_batch(batch):
                 continue
             for name in batch:
@@ -163,7 +159,7 @@ class AzureAdapter(StorageAdapter):
 
     def _delete_batch(self, names: list[str]) -> bool:
         """One blob batch request; False when the store has no batch API."""
-        blobs = [self.blob_name(name) for name in names]
+        blobs = [self.key(name) for name in names]
         try:
             answers = self.client.delete_blobs(*blobs, raise_on_any_failure=False, timeout=self.timeout)
         except HttpResponseError as exc:
@@ -172,34 +168,29 @@ class AzureAdapter(StorageAdapter):
             self._batch_deletes = False  # do not ask this store again
             return False
         failed = [
-            (name, answer.status_code)
+            (name, f"HTTP {answer.status_code}")
             for name, answer in zip(names, answers, strict=True)
             if answer.status_code >= 300 and answer.status_code != 404  # already gone is fine
         ]
         if failed:
-            raise OSError(
-                f"Azure did not delete {len(failed)} of {len(names)} results in {self.describe()}, "
-                f"first {failed[0][0]!r}: HTTP {failed[0][1]}"
-            )
+            raise not_deleted("Azure", self, failed, len(names))
         return True
 
     def list(
         self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
     ) -> Iterator[ListedObject]:
         # walk_blobs with a delimiter lists only what is directly under the prefix
-        start = self.prefix + prefix
-        for item in self.client.walk_blobs(name_starts_with=start, delimiter="/", timeout=self.timeout):
-            if isinstance(item, BlobPrefix):
-                continue
-            name = item.name[len(self.prefix) :]
-            if name and wanted(name):
-                yield ListedObject(name, item.last_modified)
+        items = self.client.walk_blobs(
+            name_starts_with=self.prefix + prefix, delimiter="/", timeout=self.timeout
+        )
+        blobs = ((item.name, item.last_modified) for item in items if not isinstance(item, BlobPrefix))
+        return listed(self.prefix, blobs, wanted)
 
     def is_retryable(self, exc: BaseException) -> bool:
         # connection failures, resets and timeouts, on the way out or back
         if isinstance(exc, (ServiceRequestError, ServiceResponseError, IncompleteReadError)):
             return True
-        if isinstance(exc, HttpResponseError):
+        if isinstance(exc, HttpResponseError):  # Azure throttles with 503 ServerBusy
             return exc.status_code in RETRYABLE_STATUSES
         return super().is_retryable(exc)
 

@@ -11,21 +11,12 @@ portal, Bicep, Terraform) applies it. ``cleanup()`` needs no policy.
 from __future__ import annotations
 
 import datetime
-import math
 from collections.abc import Mapping
 from typing import Any
 
-from django_storage_celery_results.exceptions import ImproperlyConfigured
+from django_storage_celery_results.probe import expiry_days, require_results_prefix
 
 from .adapter import AzureAdapter
-
-DAY = 86400
-
-
-def expiry_days(expires: float | datetime.timedelta) -> int:
-    """Whole days, rounded up, so no result is deleted before it expires."""
-    seconds = expires.total_seconds() if isinstance(expires, datetime.timedelta) else float(expires)
-    return max(1, math.ceil(seconds / DAY))
 
 
 def rule_name(adapter: AzureAdapter) -> str:
@@ -35,11 +26,7 @@ def rule_name(adapter: AzureAdapter) -> str:
 
 
 def lifecycle_rule(adapter: AzureAdapter, expires: float | datetime.timedelta) -> dict[str, Any]:
-    if not adapter.prefix:
-        raise ImproperlyConfigured(
-            "An Azure lifecycle rule for results needs a results location: with none it would "
-            "delete every blob of the container. Set CELERY_RESULT_STORAGE_CONFIG['location']."
-        )
+    require_results_prefix(adapter.prefix, "Azure", "every blob of the container")
     return {
         "enabled": True,
         "name": rule_name(adapter),

@@ -11,16 +11,22 @@ from __future__ import annotations
 import abc
 import datetime
 import posixpath
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from django.core.files.storage import Storage
 
-from .exceptions import InvalidResultId
+from .exceptions import ImproperlyConfigured, InvalidResultId
 
 OVERWRITE: Literal["overwrite"] = "overwrite"
 CREATE: Literal["create"] = "create"
+
+T = TypeVar("T")
+
+#: HTTP statuses of transient conditions worth another try: timeouts,
+#: throttling, a server or gateway hiccup.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -140,3 +146,41 @@ def object_key(prefix: str, name: str) -> str:
     if not name or "/" in name or name in (".", ".."):
         raise InvalidResultId(f"result name {name!r} is not a single key component")
     return prefix + name
+
+
+def required_setting(value: str | None, store: str, what: str, argument: str, setting: str) -> str:
+    """A storage setting the adapter cannot work without, or an error naming where to set it."""
+    if not value:
+        raise ImproperlyConfigured(
+            f"{store} result storage has no {what}: "
+            f"set CELERY_RESULT_STORAGE_CONFIG[{argument!r}] or {setting}"
+        )
+    return value
+
+
+def listed(
+    prefix: str, objects: Iterable[tuple[str, datetime.datetime]], wanted: Callable[[str], bool]
+) -> Iterator[ListedObject]:
+    """The wanted results among (key, modified) pairs a store listed under the prefix."""
+    for key, modified in objects:
+        name = key[len(prefix) :]
+        if name and wanted(name):
+            yield ListedObject(name, modified)
+
+
+def in_batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """The items in lists of at most size: what one bulk request of a store takes."""
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def not_deleted(
+    store: str, adapter: StorageAdapter, failed: Sequence[tuple[str, object]], attempted: int
+) -> OSError:
+    """The error of a bulk delete that left results behind: how many, and the first with why."""
+    name, why = failed[0]
+    return OSError(
+        f"{store} did not delete {len(failed)} of {attempted} results in {adapter.describe()}, "
+        f"first {name!r}: {why}"
+    )

@@ -10,6 +10,7 @@ conditional writes, and the verdict on a lifecycle rule. Check ids are
 
 from __future__ import annotations
 
+import datetime
 import math
 import uuid
 from collections.abc import Callable
@@ -30,31 +31,45 @@ LIFECYCLE_UNREADABLE = 10
 DAY = 86400
 
 
-def expiry_days(expires_seconds: float) -> int:
+def expiry_days(expires: float | datetime.timedelta) -> int:
     """Lifecycle rules count whole days: round up, so no result expires early."""
-    return max(1, math.ceil(expires_seconds / DAY))
+    seconds = expires.total_seconds() if isinstance(expires, datetime.timedelta) else float(expires)
+    return max(1, math.ceil(seconds / DAY))
 
 
-def require_results_prefix(prefix: str, store: str) -> None:
+def require_results_prefix(prefix: str, store: str, everything: str = "every object of the bucket") -> None:
     """Refuse a lifecycle rule for results kept at the bucket root: it would expire everything."""
     if not prefix:
         raise ImproperlyConfigured(
             f"A {store} lifecycle rule for results needs a results location: with none it would "
-            "expire every object of the bucket. Set CELERY_RESULT_STORAGE_CONFIG['location']."
+            f"expire {everything}. Set CELERY_RESULT_STORAGE_CONFIG['location']."
         )
 
 
 def public_acl_errors(
-    adapter: StorageAdapter, acl: str | None, public: frozenset[str], package: str, hint: str
+    adapter: StorageAdapter,
+    package: str,
+    preset: str,
+    public: frozenset[str],
+    parameter: str,
+    parameters_setting: str,
 ) -> list[checks.CheckMessage]:
-    """Check E001, from the configuration alone: results would be written with a public ACL."""
+    """Check E001, from the configuration alone: results would be written with a public ACL.
+
+    The ACL is the storage's object parameter of that name, else its default_acl
+    (S3Storage and GoogleCloudStorage alike); parameters_setting names the
+    Django setting of the object parameters.
+    """
+    storage: Any = adapter.storage
+    acl = storage.get_object_parameters("").get(parameter) or storage.default_acl
     if acl not in public:
         return []
     return [
         checks.Error(
             f"Celery results in {adapter.describe()} are written with the ACL {acl!r}: "
             "anyone could read task results.",
-            hint=hint,
+            hint=f"Remove {parameter} from {parameters_setting} / default_acl for results: set "
+            f"CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the {preset!r} preset.",
             id=f"{package}.E001",
         )
     ]
@@ -175,8 +190,7 @@ class Probe:
             except self.errors:
                 pass  # reported as an error below, like an ignored condition
             self.fail(
-                f"the store does not honour {condition}, so a late duplicate could overwrite "
-                "a SUCCESS result",
+                f"the store ignores {condition}, so a late duplicate could overwrite a SUCCESS result",
                 words.conditions_hint,
                 NO_CONDITIONS,
             )

@@ -26,21 +26,24 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from django_storage_celery_results.adapters import (
     CREATE,
     OVERWRITE,
+    RETRYABLE_STATUSES,
     Content,
     ListedObject,
     PutMode,
     StorageAdapter,
     StoredObject,
     Update,
+    in_batches,
     key_prefix,
+    listed,
+    not_deleted,
     object_key,
+    required_setting,
 )
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 
 from .batch import BATCH_LIMIT, delete_objects
 
-#: HTTP statuses of transient conditions worth another try.
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Transport failures worth another try: connection resets, timeouts, cut-off bodies.
 RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 #: Blob properties the adapter sets itself from the result's labels.
@@ -62,11 +65,9 @@ class GCSAdapter(StorageAdapter):
 
     def __init__(self, storage: Any) -> None:
         super().__init__(storage)
-        if not storage.bucket_name:
-            raise ImproperlyConfigured(
-                "Google Cloud Storage result storage has no bucket: set "
-                "CELERY_RESULT_STORAGE_CONFIG['bucket_name'] or GS_BUCKET_NAME"
-            )
+        self.bucket_name = required_setting(
+            storage.bucket_name, "Google Cloud Storage", "bucket", "bucket_name", "GS_BUCKET_NAME"
+        )
         try:
             # The storage's own client: its credentials and project (built here,
             # so in each process afresh: core builds a new storage after fork).
@@ -86,7 +87,6 @@ class GCSAdapter(StorageAdapter):
         if getattr(self.client, "_bucket_metadata_cache", None) is not None:
             self.client._bucket_metadata_cache = None
         self.bucket = storage.bucket
-        self.bucket_name: str = storage.bucket_name
         self.prefix = key_prefix(storage.location)
 
     def key(self, name: str) -> str:
@@ -148,15 +148,12 @@ class GCSAdapter(StorageAdapter):
             self.bucket.delete_blob(self.key(name), retry=self.retry)
 
     def delete_many(self, names: Iterable[str]) -> None:
-        keys = [self.key(name) for name in names]
-        for start in range(0, len(keys), BATCH_LIMIT):
-            batch = keys[start : start + BATCH_LIMIT]
+        for batch in in_batches((self.key(name) for name in names), BATCH_LIMIT):
             call = self.retry(delete_objects) if self.retry else delete_objects
             failed = call(self.client, self.bucket_name, batch)
             if failed:
-                raise OSError(
-                    f"GCS did not delete {len(failed)} of {len(batch)} results in {self.describe()}, "
-                    f"first {failed[0][0]!r}: HTTP {failed[0][1]}"
+                raise not_deleted(
+                    "GCS", self, [(key, f"HTTP {status}") for key, status in failed], len(batch)
                 )
 
     def list(
@@ -169,10 +166,7 @@ class GCSAdapter(StorageAdapter):
             fields="items(name,updated),nextPageToken",
             retry=self.retry,
         )
-        for blob in blobs:
-            name = blob.name[len(self.prefix) :]
-            if name and wanted(name):
-                yield ListedObject(name, blob.updated)
+        return listed(self.prefix, ((blob.name, blob.updated) for blob in blobs), wanted)
 
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, exceptions.RetryError) and exc.cause is not None:

@@ -47,15 +47,7 @@ OBJECT_ACLS = 11
 def check_settings(adapter: StorageAdapter) -> list[checks.CheckMessage]:
     """Findings from the configuration alone (no request)."""
     assert isinstance(adapter, GCSAdapter)
-    acl = adapter.storage.get_object_parameters("").get("acl") or adapter.storage.default_acl
-    return public_acl_errors(
-        adapter,
-        acl,
-        PUBLIC_ACLS,
-        GCSProbe.package,
-        "Remove acl from GS_OBJECT_PARAMETERS / default_acl for results: set "
-        "CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the 'gcs' preset.",
-    )
+    return public_acl_errors(adapter, GCSProbe.package, "gcs", PUBLIC_ACLS, "acl", "GS_OBJECT_PARAMETERS")
 
 
 class GCSProbe(Probe):

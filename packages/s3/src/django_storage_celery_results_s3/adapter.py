@@ -25,10 +25,14 @@ from django_storage_celery_results.adapters import (
     StorageAdapter,
     StoredObject,
     Update,
+    in_batches,
     key_prefix,
+    listed,
+    not_deleted,
     object_key,
+    required_setting,
 )
-from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
+from django_storage_celery_results.exceptions import VersionMismatch
 
 #: DeleteObjects takes at most this many keys per request.
 DELETE_BATCH = 1000
@@ -67,16 +71,13 @@ class S3Adapter(StorageAdapter):
 
     def __init__(self, storage: S3Storage) -> None:
         super().__init__(storage)
-        if not storage.bucket_name:
-            raise ImproperlyConfigured(
-                "S3 result storage has no bucket: set CELERY_RESULT_STORAGE_CONFIG['bucket_name'] "
-                "or AWS_STORAGE_BUCKET_NAME"
-            )
+        self.bucket_name = required_setting(
+            storage.bucket_name, "S3", "bucket", "bucket_name", "AWS_STORAGE_BUCKET_NAME"
+        )
         # The storage's own client: built from its credentials, endpoint,
         # region and client config. boto3 clients are thread-safe, so one
         # serves the batch-read threads too (storage.connection is per thread).
         self.client = storage.connection.meta.client
-        self.bucket_name: str = storage.bucket_name
         self.prefix = key_prefix(storage.location)
         self.max_concurrency = self.client.meta.config.max_pool_connections
 
@@ -136,18 +137,17 @@ class S3Adapter(StorageAdapter):
         self.client.delete_object(Bucket=self.bucket_name, Key=self.key(name))
 
     def delete_many(self, names: Iterable[str]) -> None:
-        keys = [self.key(name) for name in names]
-        for start in range(0, len(keys), DELETE_BATCH):
-            batch = [{"Key": key} for key in keys[start : start + DELETE_BATCH]]
+        for batch in in_batches((self.key(name) for name in names), DELETE_BATCH):
             response = self.client.delete_objects(
-                Bucket=self.bucket_name, Delete={"Objects": batch, "Quiet": True}
+                Bucket=self.bucket_name, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
             )
-            errors = [error for error in response.get("Errors", ()) if error.get("Code") != "NoSuchKey"]
+            errors = [
+                (error.get("Key"), error.get("Code"))
+                for error in response.get("Errors", ())
+                if error.get("Code") != "NoSuchKey"
+            ]
             if errors:
-                raise OSError(
-                    f"S3 did not delete {len(errors)} of {len(batch)} results in {self.describe()}, "
-                    f"first {errors[0].get('Key')!r}: {errors[0].get('Code')}"
-                )
+                raise not_deleted("S3", self, errors, len(batch))
 
     def list(
         self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
@@ -155,11 +155,8 @@ class S3Adapter(StorageAdapter):
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket_name, Prefix=self.prefix + prefix, Delimiter="/"
         )
-        for page in pages:
-            for item in page.get("Contents", ()):
-                name = item["Key"][len(self.prefix) :]
-                if name and wanted(name):
-                    yield ListedObject(name, item["LastModified"])
+        objects = ((item["Key"], item["LastModified"]) for page in pages for item in page.get("Contents", ()))
+        return listed(self.prefix, objects, wanted)
 
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, HTTPClientError):  # connection resets, timeouts

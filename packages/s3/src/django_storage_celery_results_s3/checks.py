@@ -41,15 +41,7 @@ CREDENTIAL_CODES = frozenset(
 def check_settings(adapter: StorageAdapter) -> list[checks.CheckMessage]:
     """Findings from the configuration alone (no request)."""
     assert isinstance(adapter, S3Adapter)
-    acl = adapter.storage.get_object_parameters("").get("ACL") or adapter.storage.default_acl
-    return public_acl_errors(
-        adapter,
-        acl,
-        PUBLIC_ACLS,
-        S3Probe.package,
-        "Remove ACL from AWS_S3_OBJECT_PARAMETERS / default_acl for results: set "
-        "CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the 's3' preset.",
-    )
+    return public_acl_errors(adapter, S3Probe.package, "s3", PUBLIC_ACLS, "ACL", "AWS_S3_OBJECT_PARAMETERS")
 
 
 class S3Probe(Probe):
