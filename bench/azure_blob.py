@@ -18,87 +18,31 @@ otherwise with the SDK's defaults.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
-import django
-from django.conf import settings
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import Measurement, compare, report
-from bench.s3 import GROUP, JOIN, OPERATIONS, PAYLOAD, Runs, backend_operations, proxy_requests
+from bench.harness import (
+    PAYLOAD,
+    backend_operations,
+    group_joins,
+    join_count,
+    object_store_args,
+    object_store_goals,
+    object_store_measurements,
+    raw_operations,
+    report,
+    setup_django,
+)
 from tests.emulators import CountingProxy, azurite_connection_string, start_azurite
 
 
-def raw_operations(container, encoded: bytes, count: int) -> Runs:
-    def write(i: int) -> None:
-        container.upload_blob(f"raw/r-{i}", encoded, overwrite=True)
-
-    def read(i: int) -> None:
-        container.download_blob(f"raw/r-{i % count}").readall()
-
-    return dict(zip(OPERATIONS, (write, read, lambda i: (write(i), write(i))), strict=True))
-
-
-def group_joins(ours, celery_azure, container, encoded: bytes) -> Runs:
-    from celery import states
-    from celery.result import AsyncResult, ResultSet
-
-    ids = [str(uuid.uuid4()) for _ in range(GROUP)]
-    for task_id in ids:
-        for app in (ours, celery_azure):
-            app.backend.store_result(task_id, PAYLOAD, states.SUCCESS)
-        container.upload_blob(f"raw/g-{task_id}", encoded, overwrite=True)
-
-    def joining(app, native: bool) -> Callable[[int], object]:
-        def run(_: int) -> None:
-            app.backend._cache.clear()
-            pending = ResultSet([AsyncResult(task_id, app=app) for task_id in ids], app=app)
-            assert len(pending.join_native(timeout=30) if native else pending.join(timeout=30)) == GROUP
-
-        return run
-
-    def download_one_by_one(_: int) -> None:
-        for task_id in ids:
-            container.download_blob(f"raw/g-{task_id}").readall()
-
-    # Celery's azureblockblob backend reads a group's results one by one too.
-    return {
-        "raw": download_one_by_one,
-        "ours": joining(ours, native=True),
-        "celery-azure": joining(celery_azure, native=False),
-    }
-
-
-def goals(measurements: list[Measurement]) -> dict[tuple[str, str], str]:
-    rate = {(m.target, m.operation): m.per_second for m in measurements}
-    notes = {}
-    for operation in ("store new result", "read result"):
-        ratio = rate[("ours", operation)] / rate[("raw", operation)]
-        notes[("ours", operation)] = f">= 0.80x: {'met' if ratio >= 0.8 else 'MISSED'}"
-    ours, sequential = 1000 / rate[("ours", JOIN)], 1000 / rate[("raw", JOIN)]
-    faster = "met" if sequential / ours >= 3 else "MISSED"
-    notes[("ours", JOIN)] = f"{ours:.0f} ms vs {sequential:.0f} ms sequential; >= 3x faster: {faster}"
-    return notes
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--count", type=int, default=150, help="operations per timed run (default 150)")
-    parser.add_argument(
-        "--latency", type=float, default=0, help="milliseconds the proxy waits before forwarding each request"
-    )
-    args = parser.parse_args()
-    if not settings.configured:
-        settings.configure(INSTALLED_APPS=["django_storage_celery_results"], USE_TZ=True)
-    django.setup()
+    args = object_store_args(__doc__)
+    setup_django()
     from azure.storage.blob import BlobServiceClient
     from celery import Celery
 
@@ -123,31 +67,32 @@ def main() -> None:
             azureblockblob_base_path="celery-azure/",
         )
         encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
-        counter = proxy_requests(proxy)
         proxy.delay = args.latency / 1000
 
+        def write(blob: str) -> None:
+            container.upload_blob(blob, encoded, overwrite=True)
+
+        def read(blob: str) -> None:
+            container.download_blob(blob).readall()
+
         targets = {
-            "raw": raw_operations(container, encoded, args.count),
+            "raw": raw_operations(write, read, args.count),
             "ours": backend_operations(ours.backend, args.count),
             "celery-azure": backend_operations(celery_azure.backend, args.count),
         }
-        measurements: list[Measurement] = []
-        for operation in OPERATIONS:
-            measurements += compare(
-                operation, {t: ops[operation] for t, ops in targets.items()}, args.count, counter
-            )
-        joins = max(3, args.count // 100)
-        measurements += compare(JOIN, group_joins(ours, celery_azure, container, encoded), joins, counter)
+        # Celery's azureblockblob backend reads a group's results one by one too.
+        joins = group_joins({"ours": (ours, True), "celery-azure": (celery_azure, False)}, write, read)
+        measurements = object_store_measurements(targets, joins, args.count, proxy)
     finally:
         proxy.close()
         azurite.stop()
 
     print(
-        f"1 KiB results; best of 3 runs of {args.count} operations ({joins} joins); "
+        f"1 KiB results; best of 3 runs of {args.count} operations ({join_count(args.count)} joins); "
         f"{os.cpu_count()} CPUs; Azurite behind the counting proxy (+{args.latency:g} ms); "
         f"{time.perf_counter() - started:.0f} s"
     )
-    print(report(measurements, baseline="raw", calls="requests/op", goals=goals(measurements)))
+    print(report(measurements, baseline="raw", calls="requests/op", goals=object_store_goals(measurements)))
 
 
 if __name__ == "__main__":

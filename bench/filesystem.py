@@ -24,9 +24,7 @@ import django
 from django.conf import settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import CallCounter, Measurement, fs_calls, measure, report
-
-PAYLOAD = {"value": "x" * 900, "numbers": list(range(10))}  # about 1 KiB as JSON
+from bench.harness import PAYLOAD, CallCounter, Measurement, fs_calls, measure, report
 
 
 def raw_operations(folder: Path, encoded: bytes, count: int) -> list[Measurement]:
