@@ -3,7 +3,8 @@
     hatch run bench:chords [--size N] [--storages filesystem,s3,gcs,azure]
 
 A Redis broker and a `celery worker` subprocess (prefork, --processes 4) per
-configuration; the header is N `tests.add` tasks, the callback `tests.total`.
+configuration; the header is N `tests.add` tasks (with --task-seconds S:
+`tests.sleep` tasks of S seconds each), the callback `tests.total`.
 On each storage (the filesystem provider; S3 on moto, GCS on fake-gcs-server,
 Azure on Azurite, each behind the counting proxy):
   native   this backend: the header tasks counted in a chord state object
@@ -282,7 +283,16 @@ def azure() -> Iterator[list[Target]]:
 # -- one configuration -------------------------------------------------------------------
 
 
-def run_chords(target: Target, broker_url: str, size: int, processes: int, log: Path) -> Outcome:
+def header_task(seconds: float) -> tuple[str, Callable[[int], tuple], Callable[[int], float]]:
+    """The header's task name, its arguments for task i, and the callback's value for a chord of n."""
+    if seconds:
+        return "tests.sleep", lambda i: (seconds,), lambda n: n * seconds
+    return "tests.add", lambda i: (i, i), lambda n: n * (n - 1)
+
+
+def run_chords(
+    target: Target, broker_url: str, size: int, processes: int, seconds: float, log: Path
+) -> Outcome:
     """A worker for the target, a warm-up chord, then the measured one."""
     from celery import Celery, chord
 
@@ -293,11 +303,12 @@ def run_chords(target: Target, broker_url: str, size: int, processes: int, log: 
     app = Celery(f"bench-{target.storage}-{target.name}", set_as_current=False)
     app.conf.update(result_extended=True, **conf)
     worker = Worker(env, log, concurrency=processes)
+    task, arguments, total = header_task(seconds)
     try:
 
         def one_chord(tasks: int) -> tuple[float | None, int, str]:
             """Seconds from apply to the callback's success (None: timed out), log offset, callback id."""
-            header = [app.signature("tests.add", args=(i, i)) for i in range(tasks)]
+            header = [app.signature(task, args=arguments(i)) for i in range(tasks)]
             offset = log.stat().st_size
             started = time.perf_counter()
             result = chord(header)(app.signature("tests.total"))
@@ -324,7 +335,7 @@ def run_chords(target: Target, broker_url: str, size: int, processes: int, log: 
             outcome.problem = f"tasks still running after the callback:\n{tail(log, offset)}"
         else:
             value = app.AsyncResult(callback).get(timeout=30)
-            if value != sum(2 * i for i in range(size)):
+            if abs(value - total(size)) > 1e-6:
                 outcome.problem = f"the callback returned {value!r}"
         tally(outcome, read_log(log, offset), counted())
         return outcome
@@ -421,6 +432,12 @@ def main() -> None:
         "--processes", type=int, default=PROCESSES, help=f"worker processes (default {PROCESSES})"
     )
     parser.add_argument(
+        "--task-seconds",
+        type=float,
+        default=0,
+        help="header tasks sleep this long instead of adding (default 0: tests.add)",
+    )
+    parser.add_argument(
         "--storages",
         default=",".join(STORAGES),
         help=f"comma-separated, of {', '.join(STORAGES)} (default: all)",
@@ -433,6 +450,7 @@ def main() -> None:
     # google-auth would otherwise look for the GCE metadata server (workers inherit it).
     os.environ.setdefault("NO_GCE_CHECK", "true")
     setup_django()
+    task = header_task(args.task_seconds)[0]
 
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="bench-chords-"))
@@ -449,13 +467,15 @@ def main() -> None:
                     # a database of its own per configuration: nothing left over reaches the next worker
                     broker = f"{redis.url.rsplit('/', 1)[0]}/{len(outcomes) % 16}"
                     log = work / f"worker-{storage}-{target.name.split()[0]}.log"
-                    outcomes.append(run_chords(target, broker, args.size, args.processes, log))
+                    outcomes.append(
+                        run_chords(target, broker, args.size, args.processes, args.task_seconds, log)
+                    )
                     print(f"  {storage} {target.name}: done", file=sys.stderr, flush=True)
     finally:
         redis.stop()
 
     print(
-        f"chords of {args.size} tasks (tests.add header, tests.total callback); celery worker: prefork, "
+        f"chords of {args.size} {task} tasks, tests.total callback; celery worker: prefork, "
         f"{args.processes} processes; Redis broker; {os.cpu_count()} CPUs; "
         f"{time.perf_counter() - started:.0f} s"
     )
@@ -464,7 +484,7 @@ def main() -> None:
         extra = {name: count for name, count in item.tasks.items() if name != "celery.chord_unlock"}
         if item.problem:
             print(f"\n{item.target.storage} {item.target.name}: {item.problem}")
-        elif item.tasks and extra != {"tests.add": args.size, "tests.total": 1}:
+        elif item.tasks and extra != {task: args.size, "tests.total": 1}:
             print(f"\n{item.target.storage} {item.target.name}: tasks received {item.tasks}")
     print(f"\nworker logs in {work}")
 
