@@ -18,6 +18,7 @@ otherwise with the SDK's defaults.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -25,64 +26,73 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (
-    OPERATIONS,
     PAYLOAD,
-    Runs,
-    arguments,
     backend_operations,
-    celery_app,
     group_joins,
-    measure_object_store,
+    join_count,
+    object_store_args,
     object_store_goals,
-    object_store_report,
+    object_store_measurements,
+    raw_operations,
+    report,
+    setup_django,
 )
 from tests.emulators import CountingProxy, azurite_connection_string, start_azurite
 
 
-def raw_operations(container, encoded: bytes, count: int) -> Runs:
-    def write(i: int) -> None:
-        container.upload_blob(f"raw/r-{i}", encoded, overwrite=True)
-
-    def read(i: int) -> None:
-        container.download_blob(f"raw/r-{i % count}").readall()
-
-    return dict(zip(OPERATIONS, (write, read, lambda i: (write(i), write(i))), strict=True))
-
-
 def main() -> None:
-    args = arguments(__doc__, count=150, latency=True)
+    args = object_store_args(__doc__)
+    setup_django()
     from azure.storage.blob import BlobServiceClient
+    from celery import Celery
 
     started = time.perf_counter()
-    with start_azurite() as azurite, CountingProxy(azurite.url) as proxy:
+    azurite = start_azurite()
+    proxy = CountingProxy(azurite.url)
+    try:
         connection_string = azurite_connection_string(proxy.url)
         name = f"bench-{uuid.uuid4().hex[:12]}"
         container = BlobServiceClient.from_connection_string(connection_string).create_container(name)
-        ours = celery_app(
-            "ours",
+
+        ours = Celery("ours", set_as_current=False)
+        ours.conf.update(
+            result_backend="django-storage",
             result_storage="azure",
             result_storage_config={"connection_string": connection_string, "azure_container": name},
         )
-        celery_azure = celery_app(
-            "celery",
+        celery_azure = Celery("celery", set_as_current=False)
+        celery_azure.conf.update(
             result_backend=f"azureblockblob://{connection_string}",
             azureblockblob_container_name=name,
             azureblockblob_base_path="celery-azure/",
         )
         encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
+        proxy.delay = args.latency / 1000
+
+        def write(blob: str) -> None:
+            container.upload_blob(blob, encoded, overwrite=True)
+
+        def read(blob: str) -> None:
+            container.download_blob(blob).readall()
+
         targets = {
-            "raw": raw_operations(container, encoded, args.count),
+            "raw": raw_operations(write, read, args.count),
             "ours": backend_operations(ours.backend, args.count),
             "celery-azure": backend_operations(celery_azure.backend, args.count),
         }
         # Celery's azureblockblob backend reads a group's results one by one too.
-        joins = group_joins(
-            {"ours": ours, "celery-azure": celery_azure},
-            lambda task_id: container.upload_blob(f"raw/g-{task_id}", encoded, overwrite=True),
-            lambda task_id: container.download_blob(f"raw/g-{task_id}").readall(),
-        )
-        measurements = measure_object_store(proxy, targets, joins, args)
-    print(object_store_report(measurements, args, "Azurite", started, object_store_goals(measurements)))
+        joins = group_joins({"ours": (ours, True), "celery-azure": (celery_azure, False)}, write, read)
+        measurements = object_store_measurements(targets, joins, args.count, proxy)
+    finally:
+        proxy.close()
+        azurite.stop()
+
+    print(
+        f"1 KiB results; best of 3 runs of {args.count} operations ({join_count(args.count)} joins); "
+        f"{os.cpu_count()} CPUs; Azurite behind the counting proxy (+{args.latency:g} ms); "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    print(report(measurements, baseline="raw", calls="requests/op", goals=object_store_goals(measurements)))
 
 
 if __name__ == "__main__":

@@ -13,26 +13,18 @@ plus a 100-result group join: ours vs 100 sequential raw reads.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
+import django
+from django.conf import settings
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import (
-    JOIN,
-    PAYLOAD,
-    CallCounter,
-    Measurement,
-    arguments,
-    backend_operations,
-    celery_app,
-    compare,
-    fs_calls,
-    group_joins,
-    measure,
-    report,
-)
+from bench.harness import PAYLOAD, CallCounter, Measurement, fs_calls, measure, report
 
 
 def raw_operations(folder: Path, encoded: bytes, count: int) -> list[Measurement]:
@@ -69,43 +61,90 @@ def raw_operations(folder: Path, encoded: bytes, count: int) -> list[Measurement
     ]
 
 
-def measure_backend(target: str, backend, count: int, counter: CallCounter | None) -> list[Measurement]:
-    runs = backend_operations(backend, count)
-    return [measure(target, operation, run, count, counter) for operation, run in runs.items()]
+def backend_operations(name: str, backend, count: int, counter: CallCounter | None) -> list[Measurement]:
+    from celery import states
+
+    ids = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
+    two_step = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
+
+    def store(i: int) -> None:
+        backend.store_result(ids[i], PAYLOAD, states.SUCCESS)
+
+    def read(i: int) -> None:
+        backend.get_task_meta(ids[i % count], cache=False)
+
+    def started_then_success(i: int) -> None:
+        backend.mark_as_started(two_step[i])
+        backend.store_result(two_step[i], PAYLOAD, states.SUCCESS)
+
+    return [
+        measure(name, "store new result", store, count, counter),
+        measure(name, "read result", read, count, counter),
+        measure(name, "STARTED then SUCCESS", started_then_success, count, counter),
+    ]
 
 
-def read_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        handle.read()
+def group_join(app, folder: Path, encoded: bytes, joins: int) -> list[Measurement]:
+    from celery import states
+    from celery.result import AsyncResult, ResultSet
+
+    ids = [str(uuid.uuid4()) for _ in range(100)]
+    for task_id in ids:
+        app.backend.store_result(task_id, PAYLOAD, states.SUCCESS)
+        (folder / f"g-{task_id}").write_bytes(encoded)
+
+    def join_ours(_: int) -> None:
+        app.backend._cache.clear()
+        ResultSet([AsyncResult(task_id, app=app) for task_id in ids], app=app).join_native(timeout=10)
+
+    def read_sequentially(_: int) -> None:
+        for task_id in ids:
+            with open(folder / f"g-{task_id}", "rb") as handle:
+                handle.read()
+
+    return [
+        measure("raw", "group join of 100", read_sequentially, joins, fs_calls),
+        measure("ours", "group join of 100", join_ours, joins, fs_calls),
+    ]
 
 
 def main() -> None:
-    args = arguments(__doc__, count=500)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=500, help="operations per timed run (default 500)")
+    args = parser.parse_args()
+    if not settings.configured:
+        settings.configure(INSTALLED_APPS=["django_storage_celery_results"], USE_TZ=True)
+    django.setup()
+    from celery import Celery
+
     work = Path(tempfile.mkdtemp(prefix="bench-fs-"))
-    ours = celery_app(
+
+    def app_for(name: str, **conf) -> Celery:
+        app = Celery(name, set_as_current=False)
+        app.conf.update({"result_backend": "django-storage", **conf})
+        return app
+
+    ours = app_for(
         "ours", result_storage="filesystem", result_storage_config={"location": str(work / "ours")}
     )
-    generic = celery_app(
+    generic = app_for(
         "generic",
         result_storage="filesystem",
         result_storage_adapter="generic",
         result_storage_config={"location": str(work / "generic")},
     )
     (work / "celery").mkdir()
-    celery_file = celery_app("celery", result_backend=f"file://{work / 'celery'}")
+    celery_file = app_for("celery", result_backend=f"file://{work / 'celery'}")
     encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
 
     measurements = raw_operations(work / "raw", encoded, args.count)
-    measurements += measure_backend("ours", ours.backend, args.count, fs_calls)
-    measurements += measure_backend("ours-generic", generic.backend, args.count, fs_calls)
+    measurements += backend_operations("ours", ours.backend, args.count, fs_calls)
+    measurements += backend_operations("ours-generic", generic.backend, args.count, fs_calls)
     # Celery's file backend binds open() at import time, so its calls cannot be counted.
-    measurements += measure_backend("celery-file", celery_file.backend, args.count, None)
-    joins = group_joins(
-        {"ours": ours},
-        lambda task_id: (work / "raw" / f"g-{task_id}").write_bytes(encoded),
-        lambda task_id: read_file(work / "raw" / f"g-{task_id}"),
-    )
-    measurements += compare(JOIN, joins, max(5, args.count // 25), fs_calls)
+    measurements += backend_operations("celery-file", celery_file.backend, args.count, None)
+    measurements += group_join(ours, work / "raw", encoded, max(5, args.count // 25))
 
     print(f"1 KiB results; best of 3 runs of {args.count} operations; {os.cpu_count()} CPUs; {work}")
     print(report(measurements, baseline="raw"))

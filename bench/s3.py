@@ -16,6 +16,7 @@ region and otherwise botocore's defaults (Celery's backend takes no others).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -23,17 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (
-    OPERATIONS,
     PAYLOAD,
-    Measurement,
-    Runs,
-    arguments,
     backend_operations,
-    celery_app,
     group_joins,
-    measure_object_store,
+    join_count,
+    object_store_args,
     object_store_goals,
-    object_store_report,
+    object_store_measurements,
+    raw_operations,
+    report,
+    setup_django,
 )
 from tests.emulators import CountingProxy, start_moto
 
@@ -42,29 +42,16 @@ CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": 
 CELERY_BEFORE = {"store new result": "0.42x", "read result": "0.34x"}
 
 
-def raw_operations(client, bucket: str, encoded: bytes, count: int) -> Runs:
-    def write(i: int) -> None:
-        client.put_object(Bucket=bucket, Key=f"raw/r-{i}", Body=encoded)
-
-    def read(i: int) -> None:
-        client.get_object(Bucket=bucket, Key=f"raw/r-{i % count}")["Body"].read()
-
-    return dict(zip(OPERATIONS, (write, read, lambda i: (write(i), write(i))), strict=True))
-
-
-def goals(measurements: list[Measurement]) -> dict[tuple[str, str], str]:
-    notes = object_store_goals(measurements)
-    for operation, before in CELERY_BEFORE.items():
-        notes[("celery-s3", operation)] = f"was {before}"
-    return notes
-
-
 def main() -> None:
-    args = arguments(__doc__, count=150, latency=True)
+    args = object_store_args(__doc__)
+    setup_django()
     import boto3
+    from celery import Celery
 
     started = time.perf_counter()
-    with start_moto() as moto, CountingProxy(moto.url) as proxy:
+    moto = start_moto()
+    proxy = CountingProxy(moto.url)
+    try:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
         client = boto3.client(
             "s3",
@@ -74,12 +61,18 @@ def main() -> None:
             region_name=CREDENTIALS["region_name"],
         )
         client.create_bucket(Bucket=bucket)
-        ours = celery_app(
+
+        def app_for(name: str, **conf) -> Celery:
+            app = Celery(name, set_as_current=False)
+            app.conf.update({"result_backend": "django-storage", **conf})
+            return app
+
+        ours = app_for(
             "ours",
             result_storage="s3",
             result_storage_config={"bucket_name": bucket, "endpoint_url": proxy.url, **CREDENTIALS},
         )
-        celery_s3 = celery_app(
+        celery_s3 = app_for(
             "celery",
             result_backend="s3://",
             s3_endpoint_url=proxy.url,
@@ -90,19 +83,34 @@ def main() -> None:
             s3_region=CREDENTIALS["region_name"],
         )
         encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
+        proxy.delay = args.latency / 1000
+
+        def write(key: str) -> None:
+            client.put_object(Bucket=bucket, Key=key, Body=encoded)
+
+        def read(key: str) -> None:
+            client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
         targets = {
-            "raw": raw_operations(client, bucket, encoded, args.count),
+            "raw": raw_operations(write, read, args.count),
             "ours": backend_operations(ours.backend, args.count),
             "celery-s3": backend_operations(celery_s3.backend, args.count),
         }
         # Celery's s3 backend has no batch read: join() gets the results one by one.
-        joins = group_joins(
-            {"ours": ours, "celery-s3": celery_s3},
-            lambda task_id: client.put_object(Bucket=bucket, Key=f"raw/g-{task_id}", Body=encoded),
-            lambda task_id: client.get_object(Bucket=bucket, Key=f"raw/g-{task_id}")["Body"].read(),
-        )
-        measurements = measure_object_store(proxy, targets, joins, args)
-    print(object_store_report(measurements, args, "moto server", started, goals(measurements)))
+        joins = group_joins({"ours": (ours, True), "celery-s3": (celery_s3, False)}, write, read)
+        measurements = object_store_measurements(targets, joins, args.count, proxy)
+    finally:
+        proxy.close()
+        moto.stop()
+
+    print(
+        f"1 KiB results; best of 3 runs of {args.count} operations ({join_count(args.count)} joins); "
+        f"{os.cpu_count()} CPUs; moto server behind the counting proxy (+{args.latency:g} ms); "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    before = {("celery-s3", operation): f"was {ratio}" for operation, ratio in CELERY_BEFORE.items()}
+    goals = object_store_goals(measurements, before)
+    print(report(measurements, baseline="raw", calls="requests/op", goals=goals))
 
 
 if __name__ == "__main__":

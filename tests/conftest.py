@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,15 +15,14 @@ from celery import Celery
 from tests.emulators import (
     CountingProxy,
     EmulatorProcess,
+    RedisServer,
+    Worker,
     azurite_connection_string,
     free_port,
     start_azurite,
     start_fake_gcs,
     start_moto,
-    stop_process,
 )
-
-REPO = Path(__file__).resolve().parent.parent
 
 # google-auth looks for the GCE metadata server (169.254.169.254) when no
 # credentials are configured; it is never on this machine, so never ask it
@@ -70,33 +65,16 @@ def fs_app(make_app, results_dir):
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
+    try:
+        server = RedisServer()
+    except FileNotFoundError as exc:
         if os.environ.get("CI"):
-            pytest.fail("redis-server is required in CI: apt-get install redis-server")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("redis-server did not start")
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
+            pytest.fail(f"redis-server is required in CI: {exc}")
+        pytest.skip(str(exc))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.url
+    server.stop()
 
 
 def require(module: str, install: str) -> None:
@@ -276,56 +254,6 @@ def azure_app(make_app, azure_config):
     return make_app(result_storage="azure", result_storage_config=azure_config)
 
 
-class Worker:
-    """A real `celery worker` subprocess (prefork) for one configuration."""
-
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2) -> None:
-        broker = env.get("TEST_BROKER_URL", "")
-        if broker.startswith("redis://"):
-            # Tasks a previous worker left queued (chord_unlock retries, say)
-            # must not reach this one: the Redis server is shared by the session.
-            import redis
-
-            redis.Redis.from_url(broker).flushdb()
-        self.log = log
-        self.handle = log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tests.celery_app",
-                "worker",
-                "--pool=prefork",
-                f"--concurrency={concurrency}",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"worker-{os.getpid()}-{time.monotonic_ns()}@localhost",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=self.handle,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while b"ready." not in log.read_bytes():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"worker did not start:\n{self.output()}")
-            time.sleep(0.1)
-
-    def output(self) -> str:
-        return self.log.read_bytes().decode("utf-8", "replace")
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.handle.close()
-
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     report = yield
@@ -338,14 +266,7 @@ def start_worker(tmp_path, request):
     workers: list[Worker] = []
 
     def start(**test_env: str) -> Worker:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        }
-        env.update({f"TEST_{key.upper()}": value for key, value in test_env.items()})
-        if os.geteuid() == 0:  # CI runs as root; the pickle tests need the worker anyway
-            env["C_FORCE_ROOT"] = "1"
+        env = {f"TEST_{key.upper()}": value for key, value in test_env.items()}
         worker = Worker(env, tmp_path / f"worker-{len(workers)}.log")
         workers.append(worker)
         return worker

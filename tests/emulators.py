@@ -1,4 +1,5 @@
-"""Real storage emulators on loopback ports, and a counting proxy in front of them.
+"""Real storage emulators and a Redis server on loopback ports, a counting
+proxy in front of the emulators, and `celery worker` subprocesses.
 
 Shared by the tests and the benchmarks. The proxy turns "how many requests
 does this operation make" into an exact number, and can answer with a fault
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+REPO = Path(__file__).resolve().parent.parent
 WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"})
 
@@ -128,6 +131,101 @@ def start_fake_gcs(port: int, external_url: str) -> EmulatorProcess:
         env={"TZ": "UTC"},
         port=port,
     )
+
+
+class RedisServer:
+    """redis-server on a free loopback port, without persistence."""
+
+    def __init__(self, timeout: float = 15) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
+        port = free_port()
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while not self._pong(port):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+
+    @staticmethod
+    def _pong(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        stop_process(self.process, grace=10)
+
+
+class Worker:
+    """A real `celery worker` subprocess (prefork) of the test project's app.
+
+    ``env`` comes on top of this process's environment; the Django settings
+    module (``tests.settings`` unless ``env`` names another) configures it.
+    """
+
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2) -> None:
+        broker = env.get("TEST_BROKER_URL", "")
+        if broker.startswith("redis://"):
+            # Tasks a previous worker left queued (chord_unlock retries, say)
+            # must not reach this one: the Redis server is shared by the session.
+            import redis
+
+            redis.Redis.from_url(broker).flushdb()
+        self.log = log
+        self.handle = log.open("wb")
+        full_env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        }
+        if os.geteuid() == 0:  # CI runs as root; the pickle tests need the worker anyway
+            full_env["C_FORCE_ROOT"] = "1"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.celery_app",
+                "worker",
+                "--pool=prefork",
+                f"--concurrency={concurrency}",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"worker-{os.getpid()}-{time.monotonic_ns()}@localhost",
+            ],
+            cwd=REPO,
+            env={**full_env, **env},
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while b"ready." not in log.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"worker did not start:\n{self.output()}")
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        return self.log.read_bytes().decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.handle.close()
 
 
 AZURITE_DIR = Path(__file__).resolve().parent / "azurite"

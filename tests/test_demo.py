@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.emulators import REPO
 
 pytestmark = pytest.mark.e2e
 

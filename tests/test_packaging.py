@@ -15,8 +15,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import REPO
-from tests.emulators import azurite_connection_string
+from tests.emulators import REPO, azurite_connection_string
 
 pytestmark = pytest.mark.e2e
 
