@@ -86,18 +86,11 @@ def setup(request, tmp_path_factory) -> Iterator[Setup]:
 
 @pytest.fixture(scope="module")
 def worker(setup, redis_url, tmp_path_factory) -> Iterator[Worker]:
-    from tests.conftest import REPO
-
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         "TEST_BROKER_URL": redis_url,
         "TEST_RESULT_STORAGE": setup.storage,
         "TEST_RESULT_STORAGE_CONFIG": json.dumps(setup.config),
     }
-    if os.geteuid() == 0:
-        env["C_FORCE_ROOT"] = "1"
     running = Worker(env, tmp_path_factory.mktemp("worker") / "worker.log", concurrency=4)
     yield running
     running.stop()
