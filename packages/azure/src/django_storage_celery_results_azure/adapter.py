@@ -31,15 +31,12 @@ from django_storage_celery_results.adapters import (
     RETRYABLE_STATUSES,
     Content,
     ListedObject,
+    ObjectStoreAdapter,
     PutMode,
-    StorageAdapter,
     StoredObject,
     Update,
     in_batches,
-    key_prefix,
-    listed,
     not_deleted,
-    object_key,
     required_setting,
 )
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
@@ -74,10 +71,7 @@ def _container_client(storage: AzureStorage) -> ContainerClient:
     return storage.client
 
 
-class AzureAdapter(StorageAdapter):
-    conditional_writes = True
-    prefix_listing = True
-    content_labels = True
+class AzureAdapter(ObjectStoreAdapter):
     storage: AzureStorage
 
     def __init__(self, storage: AzureStorage) -> None:
@@ -92,14 +86,10 @@ class AzureAdapter(StorageAdapter):
             )
         self.client = _container_client(storage)
         self.timeout: int | None = storage.timeout
-        self.prefix = key_prefix(storage.location)
         # The default transport's requests session keeps this many connections.
         options = storage.client_options or {}
         self.max_concurrency = None if {"transport", "session"} & set(options) else DEFAULT_POOLSIZE
         self._batch_deletes = True
-
-    def key(self, name: str) -> str:
-        return object_key(self.prefix, name)
 
     def _content_settings(self, name: str, content: Content) -> ContentSettings:
         params = {"cache_control": self.storage.cache_control, **self.storage.get_object_parameters(name)}
@@ -184,7 +174,7 @@ class AzureAdapter(StorageAdapter):
             name_starts_with=self.prefix + prefix, delimiter="/", timeout=self.timeout
         )
         blobs = ((item.name, item.last_modified) for item in items if not isinstance(item, BlobPrefix))
-        return listed(self.prefix, blobs, wanted)
+        return self.listed(blobs, wanted)
 
     def is_retryable(self, exc: BaseException) -> bool:
         # connection failures, resets and timeouts, on the way out or back

@@ -135,17 +135,35 @@ class StorageAdapter(abc.ABC):
         return f"<{type(self).__name__} {self.describe()}>"
 
 
-def key_prefix(location: str | None) -> str:
-    """The object-key prefix of a storage location: "" at the bucket root, else "folder/"."""
-    folder = posixpath.normpath(location or ".").strip("/")
-    return "" if folder in ("", ".") else f"{folder}/"
+class ObjectStoreAdapter(StorageAdapter):
+    """What every object-store adapter shares: flat keys under the prefix of
+    the storage's location, conditional writes, content labels and listings
+    by prefix. A subclass brings the storage's client and speaks its API."""
 
+    conditional_writes = True
+    content_labels = True
+    prefix_listing = True
 
-def object_key(prefix: str, name: str) -> str:
-    """The key of a result name under the prefix; a name is always one key component."""
-    if not name or "/" in name or name in (".", ".."):
-        raise InvalidResultId(f"result name {name!r} is not a single key component")
-    return prefix + name
+    def __init__(self, storage: Storage) -> None:
+        super().__init__(storage)
+        folder = posixpath.normpath(getattr(storage, "location", None) or ".").strip("/")
+        #: The key prefix of the location: "" at the bucket root, else "folder/".
+        self.prefix = "" if folder in ("", ".") else f"{folder}/"
+
+    def key(self, name: str) -> str:
+        """The key of a result name under the prefix; a name is always one key component."""
+        if not name or "/" in name or name in (".", ".."):
+            raise InvalidResultId(f"result name {name!r} is not a single key component")
+        return self.prefix + name
+
+    def listed(
+        self, objects: Iterable[tuple[str, datetime.datetime]], wanted: Callable[[str], bool]
+    ) -> Iterator[ListedObject]:
+        """The wanted results among (key, modified) pairs the store listed under the prefix."""
+        for key, modified in objects:
+            name = key[len(self.prefix) :]
+            if name and wanted(name):
+                yield ListedObject(name, modified)
 
 
 def required_setting(value: str | None, store: str, what: str, argument: str, setting: str) -> str:
@@ -156,16 +174,6 @@ def required_setting(value: str | None, store: str, what: str, argument: str, se
             f"set CELERY_RESULT_STORAGE_CONFIG[{argument!r}] or {setting}"
         )
     return value
-
-
-def listed(
-    prefix: str, objects: Iterable[tuple[str, datetime.datetime]], wanted: Callable[[str], bool]
-) -> Iterator[ListedObject]:
-    """The wanted results among (key, modified) pairs a store listed under the prefix."""
-    for key, modified in objects:
-        name = key[len(prefix) :]
-        if name and wanted(name):
-            yield ListedObject(name, modified)
 
 
 def in_batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

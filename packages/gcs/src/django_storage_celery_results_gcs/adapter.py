@@ -29,15 +29,12 @@ from django_storage_celery_results.adapters import (
     RETRYABLE_STATUSES,
     Content,
     ListedObject,
+    ObjectStoreAdapter,
     PutMode,
-    StorageAdapter,
     StoredObject,
     Update,
     in_batches,
-    key_prefix,
-    listed,
     not_deleted,
-    object_key,
     required_setting,
 )
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
@@ -50,10 +47,7 @@ RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.excepti
 LABELS = ("content_type", "content_encoding")
 
 
-class GCSAdapter(StorageAdapter):
-    conditional_writes = True
-    prefix_listing = True
-    content_labels = True
+class GCSAdapter(ObjectStoreAdapter):
     #: google-auth's requests session keeps requests' default pool per host.
     max_concurrency = requests.adapters.DEFAULT_POOLSIZE
     #: The client's own retry policy for transient errors, as django-storages
@@ -87,10 +81,6 @@ class GCSAdapter(StorageAdapter):
         if getattr(self.client, "_bucket_metadata_cache", None) is not None:
             self.client._bucket_metadata_cache = None
         self.bucket = storage.bucket
-        self.prefix = key_prefix(storage.location)
-
-    def key(self, name: str) -> str:
-        return object_key(self.prefix, name)
 
     def blob(self, name: str) -> Blob:
         # A fresh blob without the storage's chunk size: chunked transfers
@@ -166,7 +156,7 @@ class GCSAdapter(StorageAdapter):
             fields="items(name,updated),nextPageToken",
             retry=self.retry,
         )
-        return listed(self.prefix, ((blob.name, blob.updated) for blob in blobs), wanted)
+        return self.listed(((blob.name, blob.updated) for blob in blobs), wanted)
 
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, exceptions.RetryError) and exc.cause is not None:

@@ -21,15 +21,12 @@ from django_storage_celery_results.adapters import (
     OVERWRITE,
     Content,
     ListedObject,
+    ObjectStoreAdapter,
     PutMode,
-    StorageAdapter,
     StoredObject,
     Update,
     in_batches,
-    key_prefix,
-    listed,
     not_deleted,
-    object_key,
     required_setting,
 )
 from django_storage_celery_results.exceptions import VersionMismatch
@@ -63,10 +60,7 @@ def error_of(exc: ClientError) -> tuple[int, str]:
     return int(status), str(code)
 
 
-class S3Adapter(StorageAdapter):
-    conditional_writes = True
-    content_labels = True
-    prefix_listing = True
+class S3Adapter(ObjectStoreAdapter):
     storage: S3Storage
 
     def __init__(self, storage: S3Storage) -> None:
@@ -78,11 +72,7 @@ class S3Adapter(StorageAdapter):
         # region and client config. boto3 clients are thread-safe, so one
         # serves the batch-read threads too (storage.connection is per thread).
         self.client = storage.connection.meta.client
-        self.prefix = key_prefix(storage.location)
         self.max_concurrency = self.client.meta.config.max_pool_connections
-
-    def key(self, name: str) -> str:
-        return object_key(self.prefix, name)
 
     def _write_parameters(self, name: str, content: Content) -> dict[str, Any]:
         params = dict(self.storage.get_object_parameters(name))
@@ -156,7 +146,7 @@ class S3Adapter(StorageAdapter):
             Bucket=self.bucket_name, Prefix=self.prefix + prefix, Delimiter="/"
         )
         objects = ((item["Key"], item["LastModified"]) for page in pages for item in page.get("Contents", ()))
-        return listed(self.prefix, objects, wanted)
+        return self.listed(objects, wanted)
 
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, HTTPClientError):  # connection resets, timeouts
