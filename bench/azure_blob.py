@@ -18,82 +18,54 @@ otherwise with the SDK's defaults.
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import (
-    PAYLOAD,
-    backend_operations,
-    group_joins,
-    join_count,
-    object_store_args,
-    object_store_goals,
-    object_store_measurements,
-    raw_operations,
-    report,
-    setup_django,
-)
+from bench.harness import ObjectStoreTargets, run_object_store_benchmark
 from tests.emulators import CountingProxy, azurite_connection_string, start_azurite
 
 
-def main() -> None:
-    args = object_store_args(__doc__)
-    setup_django()
-    from azure.storage.blob import BlobServiceClient
-    from celery import Celery
-
-    started = time.perf_counter()
+def start() -> tuple[CountingProxy, Callable[[], None]]:
     azurite = start_azurite()
     proxy = CountingProxy(azurite.url)
-    try:
-        connection_string = azurite_connection_string(proxy.url)
-        name = f"bench-{uuid.uuid4().hex[:12]}"
-        container = BlobServiceClient.from_connection_string(connection_string).create_container(name)
 
-        ours = Celery("ours", set_as_current=False)
-        ours.conf.update(
-            result_backend="django-storage",
-            result_storage="azure",
-            result_storage_config={"connection_string": connection_string, "azure_container": name},
-        )
-        celery_azure = Celery("celery", set_as_current=False)
-        celery_azure.conf.update(
-            result_backend=f"azureblockblob://{connection_string}",
-            azureblockblob_container_name=name,
-            azureblockblob_base_path="celery-azure/",
-        )
-        encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
-        proxy.delay = args.latency / 1000
-
-        def write(blob: str) -> None:
-            container.upload_blob(blob, encoded, overwrite=True)
-
-        def read(blob: str) -> None:
-            container.download_blob(blob).readall()
-
-        targets = {
-            "raw": raw_operations(write, read, args.count),
-            "ours": backend_operations(ours.backend, args.count),
-            "celery-azure": backend_operations(celery_azure.backend, args.count),
-        }
-        # Celery's azureblockblob backend reads a group's results one by one too.
-        joins = group_joins({"ours": (ours, True), "celery-azure": (celery_azure, False)}, write, read)
-        measurements = object_store_measurements(targets, joins, args.count, proxy)
-    finally:
+    def stop() -> None:
         proxy.close()
         azurite.stop()
 
-    print(
-        f"1 KiB results; best of 3 runs of {args.count} operations ({join_count(args.count)} joins); "
-        f"{os.cpu_count()} CPUs; Azurite behind the counting proxy (+{args.latency:g} ms); "
-        f"{time.perf_counter() - started:.0f} s"
+    return proxy, stop
+
+
+def prepare(proxy: CountingProxy) -> ObjectStoreTargets:
+    from azure.storage.blob import BlobServiceClient
+    from celery import Celery
+
+    connection_string = azurite_connection_string(proxy.url)
+    name = f"bench-{uuid.uuid4().hex[:12]}"
+    container = BlobServiceClient.from_connection_string(connection_string).create_container(name)
+    ours = Celery("ours", set_as_current=False)
+    ours.conf.update(
+        result_backend="django-storage",
+        result_storage="azure",
+        result_storage_config={"connection_string": connection_string, "azure_container": name},
     )
-    print(report(measurements, baseline="raw", calls="requests/op", goals=object_store_goals(measurements)))
+    celery_azure = Celery("celery", set_as_current=False)
+    celery_azure.conf.update(
+        result_backend=f"azureblockblob://{connection_string}",
+        azureblockblob_container_name=name,
+        azureblockblob_base_path="celery-azure/",
+    )
+    return ObjectStoreTargets(
+        ours,
+        # Celery's azureblockblob backend reads a group's results one by one too.
+        ("celery-azure", celery_azure, False),
+        write=lambda blob, data: container.upload_blob(blob, data, overwrite=True),
+        read=lambda blob: container.download_blob(blob).readall(),
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_object_store_benchmark(__doc__, "Azurite", start, prepare)

@@ -25,36 +25,18 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import (
-    PAYLOAD,
-    backend_operations,
-    group_joins,
-    join_count,
-    object_store_args,
-    object_store_goals,
-    object_store_measurements,
-    raw_operations,
-    report,
-    setup_django,
-)
+from bench.harness import ObjectStoreTargets, run_object_store_benchmark
 from tests.emulators import CountingProxy, free_port, start_fake_gcs
 
 PROJECT = "bench"
 
 
-def main() -> None:
-    args = object_store_args(__doc__)
-    setup_django()
-    from celery import Celery
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    started = time.perf_counter()
+def start() -> tuple[CountingProxy, Callable[[], None]]:
     # fake-gcs-server hands out links to the address it is told, so the proxy comes first.
     proxy = CountingProxy(f"http://127.0.0.1:{free_port()}")
     server = start_fake_gcs(proxy.upstream_port, external_url=proxy.url)
@@ -66,54 +48,45 @@ def main() -> None:
     # a new result in Celery's backend): off for every client, so the counts
     # are exact. Ours turns it off for its own client anyway.
     os.environ["DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA"] = "true"
-    try:
-        client = storage.Client(project=PROJECT, credentials=AnonymousCredentials())
-        bucket = client.create_bucket(f"bench-{uuid.uuid4().hex[:12]}")
 
-        ours = Celery("ours", set_as_current=False)
-        ours.conf.update(
-            result_backend="django-storage",
-            result_storage="gcs",
-            result_storage_config={
-                "bucket_name": bucket.name,
-                "credentials": AnonymousCredentials(),
-                "project_id": PROJECT,
-            },
-        )
-        celery_gcs = Celery("celery", set_as_current=False)
-        celery_gcs.conf.update(
-            result_backend="celery.backends.gcs:GCSBackendBase",
-            gcs_bucket=bucket.name,
-            gcs_project=PROJECT,
-            gcs_base_path="celery-gcs",
-        )
-        encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
-        proxy.delay = args.latency / 1000
-
-        def write(name: str) -> None:
-            bucket.blob(name).upload_from_string(encoded)
-
-        def read(name: str) -> None:
-            bucket.blob(name).download_as_bytes()
-
-        targets = {
-            "raw": raw_operations(write, read, args.count),
-            "ours": backend_operations(ours.backend, args.count),
-            "celery-gcs": backend_operations(celery_gcs.backend, args.count),
-        }
-        joins = group_joins({"ours": (ours, True), "celery-gcs": (celery_gcs, True)}, write, read)
-        measurements = object_store_measurements(targets, joins, args.count, proxy)
-    finally:
+    def stop() -> None:
         server.stop()
         proxy.close()
 
-    print(
-        f"1 KiB results; best of 3 runs of {args.count} operations ({join_count(args.count)} joins); "
-        f"{os.cpu_count()} CPUs; fake-gcs-server behind the counting proxy (+{args.latency:g} ms); "
-        f"{time.perf_counter() - started:.0f} s"
+    return proxy, stop
+
+
+def prepare(proxy: CountingProxy) -> ObjectStoreTargets:
+    from celery import Celery
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project=PROJECT, credentials=AnonymousCredentials())
+    bucket = client.create_bucket(f"bench-{uuid.uuid4().hex[:12]}")
+    ours = Celery("ours", set_as_current=False)
+    ours.conf.update(
+        result_backend="django-storage",
+        result_storage="gcs",
+        result_storage_config={
+            "bucket_name": bucket.name,
+            "credentials": AnonymousCredentials(),
+            "project_id": PROJECT,
+        },
     )
-    print(report(measurements, baseline="raw", calls="requests/op", goals=object_store_goals(measurements)))
+    celery_gcs = Celery("celery", set_as_current=False)
+    celery_gcs.conf.update(
+        result_backend="celery.backends.gcs:GCSBackendBase",
+        gcs_bucket=bucket.name,
+        gcs_project=PROJECT,
+        gcs_base_path="celery-gcs",
+    )
+    return ObjectStoreTargets(
+        ours,
+        ("celery-gcs", celery_gcs, True),
+        write=lambda name, data: bucket.blob(name).upload_from_string(data),
+        read=lambda name: bucket.blob(name).download_as_bytes(),
+    )
 
 
 if __name__ == "__main__":
-    main()
+    run_object_store_benchmark(__doc__, "fake-gcs-server", start, prepare)

@@ -7,6 +7,7 @@ on the same machine and prints ratios against it.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -236,3 +237,57 @@ def object_store_goals(
     faster = "met" if sequential / ours >= 3 else "MISSED"
     goals[("ours", JOIN)] = f"{ours:.0f} ms vs {sequential:.0f} ms sequential; >= 3x faster: {faster}"
     return goals
+
+
+@dataclass
+class ObjectStoreTargets:
+    """What one object-store benchmark brings: the apps and the raw SDK calls."""
+
+    #: A Celery app on this backend.
+    ours: Any
+    #: Celery's own backend for the store: target name, app, joins natively.
+    celery: tuple[str, Any, bool]
+    #: The raw SDK's store of bytes under a name, and its read.
+    write: Callable[[str, bytes], object]
+    read: Callable[[str], object]
+
+
+def run_object_store_benchmark(
+    doc: str | None,
+    emulator: str,
+    start: Callable[[], tuple[CountingProxy, Callable[[], object]]],
+    prepare: Callable[[CountingProxy], ObjectStoreTargets],
+    notes: dict[tuple[str, str], str] | None = None,
+) -> None:
+    """One bench:s3/gcs/azure run: start the emulator behind the proxy (start
+    returns the proxy and how to stop both), time every target, print the table."""
+    args = object_store_args(doc)
+    setup_django()
+    started = time.perf_counter()
+    proxy, stop = start()
+    try:
+        targets = prepare(proxy)
+        encoded = targets.ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
+
+        def write(name: str) -> None:
+            targets.write(name, encoded)
+
+        celery_name, celery_app, celery_native = targets.celery
+        proxy.delay = args.latency / 1000
+        runs = {
+            "raw": raw_operations(write, targets.read, args.count),
+            "ours": backend_operations(targets.ours.backend, args.count),
+            celery_name: backend_operations(celery_app.backend, args.count),
+        }
+        apps = {"ours": (targets.ours, True), celery_name: (celery_app, celery_native)}
+        joins = group_joins(apps, write, targets.read)
+        measurements = object_store_measurements(runs, joins, args.count, proxy)
+    finally:
+        stop()
+    print(
+        f"1 KiB results; best of 3 runs of {args.count} operations ({join_count(args.count)} joins); "
+        f"{os.cpu_count()} CPUs; {emulator} behind the counting proxy (+{args.latency:g} ms); "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    goals = object_store_goals(measurements, notes)
+    print(report(measurements, baseline="raw", calls="requests/op", goals=goals))
