@@ -24,7 +24,7 @@ import django
 from django.conf import settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import PAYLOAD, CallCounter, Measurement, fs_calls, measure, report
+from bench.harness import PAYLOAD, CallCounter, Measurement, backend_operations, fs_calls, measure, report
 
 
 def raw_operations(folder: Path, encoded: bytes, count: int) -> list[Measurement]:
@@ -61,27 +61,9 @@ def raw_operations(folder: Path, encoded: bytes, count: int) -> list[Measurement
     ]
 
 
-def backend_operations(name: str, backend, count: int, counter: CallCounter | None) -> list[Measurement]:
-    from celery import states
-
-    ids = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
-    two_step = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
-
-    def store(i: int) -> None:
-        backend.store_result(ids[i], PAYLOAD, states.SUCCESS)
-
-    def read(i: int) -> None:
-        backend.get_task_meta(ids[i % count], cache=False)
-
-    def started_then_success(i: int) -> None:
-        backend.mark_as_started(two_step[i])
-        backend.store_result(two_step[i], PAYLOAD, states.SUCCESS)
-
-    return [
-        measure(name, "store new result", store, count, counter),
-        measure(name, "read result", read, count, counter),
-        measure(name, "STARTED then SUCCESS", started_then_success, count, counter),
-    ]
+def backend_measurements(name: str, backend, count: int, counter: CallCounter | None) -> list[Measurement]:
+    runs = backend_operations(backend, count)
+    return [measure(name, operation, run, count, counter) for operation, run in runs.items()]
 
 
 def group_join(app, folder: Path, encoded: bytes, joins: int) -> list[Measurement]:
@@ -140,10 +122,10 @@ def main() -> None:
     encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
 
     measurements = raw_operations(work / "raw", encoded, args.count)
-    measurements += backend_operations("ours", ours.backend, args.count, fs_calls)
-    measurements += backend_operations("ours-generic", generic.backend, args.count, fs_calls)
+    measurements += backend_measurements("ours", ours.backend, args.count, fs_calls)
+    measurements += backend_measurements("ours-generic", generic.backend, args.count, fs_calls)
     # Celery's file backend binds open() at import time, so its calls cannot be counted.
-    measurements += backend_operations("celery-file", celery_file.backend, args.count, None)
+    measurements += backend_measurements("celery-file", celery_file.backend, args.count, None)
     measurements += group_join(ours, work / "raw", encoded, max(5, args.count // 25))
 
     print(f"1 KiB results; best of 3 runs of {args.count} operations; {os.cpu_count()} CPUs; {work}")
