@@ -95,6 +95,21 @@ class Outcome:
 # -- the storages: each yields its targets while its emulator runs -------------------
 
 
+def ours(
+    storage: str,
+    config: dict,
+    proxy: CountingProxy | None = None,
+    folder: str | None = None,
+    generic: bool = False,
+) -> Target:
+    """This backend with the storage's preset: counting chords itself, or (generic)
+    forced onto the generic adapter, which cannot write conditionally and polls."""
+    conf = {"result_storage": storage, "result_storage_config": config}
+    if generic:
+        conf["result_storage_adapter"] = "generic"
+    return Target(storage, "polling" if generic else "native", conf, proxy, folder=folder)
+
+
 @contextlib.contextmanager
 def filesystem(work: Path) -> Iterator[list[Target]]:
     def folder(name: str) -> str:
@@ -104,22 +119,8 @@ def filesystem(work: Path) -> Iterator[list[Target]]:
 
     native, polling, celery = folder("native"), folder("polling"), folder("celery")
     yield [
-        Target(
-            "filesystem",
-            "native",
-            {"result_storage": "filesystem", "result_storage_config": {"location": native}},
-            folder=native,
-        ),
-        Target(
-            "filesystem",
-            "polling",
-            {
-                "result_storage": "filesystem",
-                "result_storage_adapter": "generic",
-                "result_storage_config": {"location": polling},
-            },
-            folder=polling,
-        ),
+        ours("filesystem", {"location": native}, folder=native),
+        ours("filesystem", {"location": polling}, folder=polling, generic=True),
         Target(
             "filesystem",
             "celery file://",
@@ -152,17 +153,8 @@ def s3() -> Iterator[list[Target]]:
     try:
         celery = bucket()
         yield [
-            Target("s3", "native", {"result_storage": "s3", "result_storage_config": bucket()}, proxy),
-            Target(
-                "s3",
-                "polling",
-                {
-                    "result_storage": "s3",
-                    "result_storage_adapter": "generic",
-                    "result_storage_config": bucket(),
-                },
-                proxy,
-            ),
+            ours("s3", bucket(), proxy),
+            ours("s3", bucket(), proxy, generic=True),
             Target(
                 "s3",
                 "celery s3://",
@@ -205,17 +197,8 @@ def gcs() -> Iterator[list[Target]]:
 
     try:
         yield [
-            Target("gcs", "native", {"result_storage": "gcs", "result_storage_config": bucket()}, proxy),
-            Target(
-                "gcs",
-                "polling",
-                {
-                    "result_storage": "gcs",
-                    "result_storage_adapter": "generic",
-                    "result_storage_config": bucket(),
-                },
-                proxy,
-            ),
+            ours("gcs", bucket(), proxy),
+            ours("gcs", bucket(), proxy, generic=True),
             Target("gcs", "celery gcs://", {}, note="skipped: counts chords in Firestore (no emulator here)"),
         ]
     finally:
@@ -240,30 +223,12 @@ def azure() -> Iterator[list[Target]]:
 
     try:
         yield [
-            Target(
+            ours("azure", {"connection_string": connection_string, "azure_container": container()}, proxy),
+            ours(
                 "azure",
-                "native",
-                {
-                    "result_storage": "azure",
-                    "result_storage_config": {
-                        "connection_string": connection_string,
-                        "azure_container": container(),
-                    },
-                },
+                {"connection_string": connection_string, "azure_container": container()},
                 proxy,
-            ),
-            Target(
-                "azure",
-                "polling",
-                {
-                    "result_storage": "azure",
-                    "result_storage_adapter": "generic",
-                    "result_storage_config": {
-                        "connection_string": connection_string,
-                        "azure_container": container(),
-                    },
-                },
-                proxy,
+                generic=True,
             ),
             Target(
                 "azure",
