@@ -18,6 +18,7 @@ from typing import Literal, TypeVar
 from django.core.files.storage import Storage
 
 from .exceptions import ImproperlyConfigured, InvalidResultId
+from .redact import Redactor
 
 OVERWRITE: Literal["overwrite"] = "overwrite"
 CREATE: Literal["create"] = "create"
@@ -50,7 +51,8 @@ class StoredObject:
 @dataclass(frozen=True)
 class ListedObject:
     name: str
-    modified: datetime.datetime  # timezone-aware
+    #: Timezone-aware; None where the storage cannot tell (no get_modified_time).
+    modified: datetime.datetime | None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class StorageAdapter(abc.ABC):
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        #: Hides the storage's credentials in every text about it (redact.py).
+        self.redact = Redactor(storage)
 
     @abc.abstractmethod
     def read(self, name: str) -> StoredObject | None:
@@ -127,9 +131,12 @@ class StorageAdapter(abc.ABC):
 
     def describe(self) -> str:
         """Where results go, for logs and checks; never includes credentials."""
-        location = getattr(self.storage, "location", None)
-        where = f" at {location!s}" if location else ""
-        return f"{type(self.storage).__name__}{where}"
+        storage = self.storage
+        host = getattr(storage, "host", None)
+        location = getattr(storage, "location", None) or getattr(storage, "root_path", None)
+        on = f" on {host!s}" if isinstance(host, str) and host else ""
+        at = f" at {location!s}" if location else ""
+        return self.redact(f"{type(storage).__name__}{on}{at}")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import threading
@@ -20,12 +19,14 @@ from celery.result import allow_join_result
 from django.utils.module_loading import import_string
 from kombu.utils.encoding import bytes_to_str
 
-from . import codec
+from . import codec, expiry
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update
 from .chords import ChordMarkers, ChordStates
 from .config import StorageConfig, resolve
 from .exceptions import ImproperlyConfigured, VersionMismatch
+from .expiry import CleanupReport
 from .keys import KeyLayout
+from .redact import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ MAX_WRITE_ROUNDS = 8
 #: Versions of results this process wrote, so a task's next state update
 #: can go straight to a version-matched write without reading first.
 KNOWN_VERSIONS_LIMIT = 4096
-#: Temporary files of interrupted writes older than this are removed by cleanup.
-LEFTOVER_AGE = datetime.timedelta(hours=1)
 
 
 class StorageBackend(KeyValueStoreBackend):
@@ -145,6 +144,17 @@ class StorageBackend(KeyValueStoreBackend):
     def delete(self, key: str) -> None:
         self._remember(key, None)
         self.adapter.delete(key)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._remember(key, None)
+        self.adapter.delete_many(keys)
+
+    def _save_group(self, group_id: str, result: Any) -> Any:
+        # with the date, cleanup can expire groups on storages without modified times
+        meta = {"result": result.as_tuple(), "date_done": self.app.now().isoformat()}
+        self.set(self.get_key_for_group(group_id), self.encode(meta))
+        return result
 
     # -- encoding --------------------------------------------------------------
 
@@ -279,35 +289,16 @@ class StorageBackend(KeyValueStoreBackend):
     def exception_safe_to_retry(self, exc: BaseException) -> bool:
         if isinstance(exc, VersionMismatch):
             return True
-        if self.safe_to_retry and isinstance(exc, self.safe_to_retry):
+        # a StorageError is the storage's own error, redacted: judge it by its class
+        cause = exc.cause_type if isinstance(exc, StorageError) else type(exc)
+        if self.safe_to_retry and issubclass(cause, self.safe_to_retry):
             return True
         return self.adapter.is_retryable(exc)
 
-    def cleanup(self) -> None:
-        """Delete results older than result_expires (chord bookkeeping: older
-        than result_chord_expires when set), from one listing."""
-        if not self.expires:
-            return
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cutoff = now - datetime.timedelta(seconds=float(self.expires))
-        chord_expires = self.prepare_expires(self.app.conf.get("result_chord_expires"), type=float)
-        chord_cutoff = now - datetime.timedelta(seconds=float(chord_expires or self.expires))
-        expired = [
-            item.name
-            for item in self.adapter.list(self.layout.owns)
-            if item.modified < (chord_cutoff if item.name.startswith(self.chord_keyprefix) else cutoff)
-        ]
-        for name in expired:
-            self._remember(name, None)
-        self.adapter.delete_many(expired)
-        leftovers = self.adapter.remove_leftovers(now - LEFTOVER_AGE)
-        logger.info(
-            "Celery results cleanup: deleted %d expired results and %d leftovers of "
-            "interrupted writes from %s",
-            len(expired),
-            leftovers,
-            self.adapter.describe(),
-        )
+    def cleanup(self) -> CleanupReport:
+        """Delete expired results, chord bookkeeping and debris of interrupted
+        writes (see expiry.py); never raises, returns what it did."""
+        return expiry.cleanup(self)
 
     def as_uri(self, include_password: bool = False) -> str:
         return "django-storage://"

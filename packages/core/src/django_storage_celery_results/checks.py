@@ -67,7 +67,7 @@ def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.
     messages.extend(provider_warnings(config.storage_class, config.provider is not None))
     if config.provider is not None and config.provider.checks is not None:
         messages.extend(config.provider.checks(adapter))
-    return messages
+    return redacted(messages, adapter)
 
 
 @checks.register("celery_results", deploy=True)
@@ -79,7 +79,16 @@ def check_result_storage_connection(app_configs: Any = None, **kwargs: Any) -> l
     conf, config, adapter = current
     if config.provider is None or config.provider.connectivity is None:
         return []
-    return config.provider.connectivity(adapter, expires_seconds(conf))
+    return redacted(config.provider.connectivity(adapter, expires_seconds(conf)), adapter)
+
+
+def redacted(messages: list[checks.CheckMessage], adapter: StorageAdapter) -> list[checks.CheckMessage]:
+    """The findings with the storage's credentials hidden (a finding may quote an error)."""
+    for message in messages:
+        message.msg = adapter.redact(message.msg)
+        if message.hint:
+            message.hint = adapter.redact(message.hint)
+    return messages
 
 
 def expires_seconds(conf: Any) -> float | None:

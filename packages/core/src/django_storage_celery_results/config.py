@@ -27,6 +27,7 @@ from .adapters import StorageAdapter
 from .exceptions import ImproperlyConfigured
 from .generic import GenericAdapter
 from .providers import KNOWN_PRESETS, Provider, registry
+from .redact import redact
 
 STORAGE_SETTING = "CELERY_RESULT_STORAGE (result_storage)"
 CONFIG_SETTING = "CELERY_RESULT_STORAGE_CONFIG (result_storage_config)"
@@ -60,21 +61,13 @@ class StorageConfig:
 
     def build_adapter(self) -> StorageAdapter:
         storage = self.build_storage()
-        if self.provider is not None:
-            return self.provider.adapter(storage)
-        return GenericAdapter(storage)
+        adapter = self.provider.adapter(storage) if self.provider is not None else GenericAdapter(storage)
+        adapter.redact.learn(self.options)  # secrets the storage may keep under other names
+        return adapter
 
     @property
     def class_path(self) -> str:
         return f"{self.storage_class.__module__}.{self.storage_class.__qualname__}"
-
-
-def redact(text: str, options: Mapping[str, Any]) -> str:
-    """Hide every configured value that an error message might echo."""
-    for value in options.values():
-        if isinstance(value, str) and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
 
 
 def default_location() -> str:

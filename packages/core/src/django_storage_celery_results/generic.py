@@ -2,33 +2,65 @@
 
 Correct everywhere, not the fewest requests: there are no conditional writes,
 so the backend reads before it writes, and listing asks for each object's
-modified time separately.
+modified time separately (a storage without modified times lists names only:
+cleanup then reads each result's ``date_done``). A storage's error that would
+show a credential is raised as a redacted ``StorageError``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Callable, Iterator
 
 from django.core.files.base import ContentFile
+from django.core.files.storage import Storage
 
 from .adapters import OVERWRITE, Content, ListedObject, PutMode, StorageAdapter, StoredObject
+from .folders import class_paths, folder_of
+from .redact import StorageError
 
 #: Exception class names third-party storages raise for a missing object.
 _NOT_FOUND_NAMES = frozenset({"NoSuchKey", "NotFound", "ResourceNotFoundError", "NoSuchBlob"})
+
+#: Storages that talk over one connection per instance, which two threads
+#: must never use at once: read one result after another.
+_ONE_CONNECTION = frozenset({"storages.backends.ftp.FTPStorage", "storages.backends.sftpstorage.SFTPStorage"})
 
 
 class GenericAdapter(StorageAdapter):
     conditional_writes = False
 
-    def read(self, name: str) -> StoredObject | None:
+    def __init__(self, storage: Storage) -> None:
+        super().__init__(storage)
+        if class_paths(storage) & _ONE_CONNECTION:
+            self.parallel_reads = False
+            self.max_concurrency = 1
+        #: False once the storage has shown it cannot tell modified times.
+        self.modified_times = True
+        #: How to tell and create a folder the storage cannot create itself.
+        self.folder = folder_of(storage)
+
+    @contextlib.contextmanager
+    def _redacted(self, doing: str) -> Iterator[None]:
+        """Re-raise the storage's errors, redacted where they show a credential."""
         try:
-            with self.storage.open(name, "rb") as handle:
-                data = handle.read()
+            yield
         except Exception as exc:
-            if self._is_missing(exc, name):
-                return None
-            raise
+            error = self.redact.error(exc, f"{doing} {self.describe()}")
+            if error is exc:
+                raise
+            raise error from None  # the original's text and chain would show it again
+
+    def read(self, name: str) -> StoredObject | None:
+        with self._redacted(f"reading {name!r} from"):
+            try:
+                with self.storage.open(name, "rb") as handle:
+                    data = handle.read()
+            except Exception as exc:
+                if self._is_missing(exc, name):
+                    return None
+                raise
         if isinstance(data, str):  # a storage that ignores the binary mode
             data = data.encode("utf-8")
         return StoredObject(bytes(data), None)
@@ -43,13 +75,24 @@ class GenericAdapter(StorageAdapter):
         try:
             return not self.storage.exists(name)
         except Exception:
-            return False
+            # the storage fails on everything: is it because its folder is missing?
+            return self.folder is not None and self.folder.missing()
 
     def put(
         self, name: str, data: bytes, mode: PutMode = OVERWRITE, content: Content = Content()
     ) -> str | None:
         if mode != OVERWRITE:
             raise NotImplementedError("the generic adapter cannot write conditionally")
+        with self._redacted(f"writing {name!r} to"):
+            try:
+                self._save(name, data)
+            except Exception:
+                if self.folder is None or not self.folder.create():
+                    raise
+                self._save(name, data)  # into the folder just created
+        return None
+
+    def _save(self, name: str, data: bytes) -> None:
         saved = self.storage.save(name, ContentFile(data, name=name))
         if saved != name:
             # The storage keeps existing files and saved a copy elsewhere:
@@ -62,26 +105,47 @@ class GenericAdapter(StorageAdapter):
             if again != name:
                 self.storage.delete(again)
                 raise OSError(f"storage would not write {name!r} in place")
-        return None
 
     def delete(self, name: str) -> None:
-        try:
-            self.storage.delete(name)
-        except Exception as exc:
-            if not self._is_missing(exc, name):
-                raise
+        with self._redacted(f"deleting {name!r} from"):
+            try:
+                self.storage.delete(name)
+            except Exception as exc:
+                if not self._is_missing(exc, name):
+                    raise
 
     def list(
         self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
     ) -> Iterator[ListedObject]:
-        _folders, files = self.storage.listdir("")
-        for name in (name for name in files if name.startswith(prefix) and wanted(name)):
+        with self._redacted("listing"):
             try:
-                modified = self.storage.get_modified_time(name)
+                _folders, files = self.storage.listdir("")
             except Exception as exc:
-                if self._is_missing(exc, name):
-                    continue  # deleted since the listing
+                if isinstance(exc, FileNotFoundError) or (self.folder is not None and self.folder.missing()):
+                    return  # no folder yet: nothing stored
                 raise
-            if modified.tzinfo is None:
-                modified = modified.astimezone(datetime.timezone.utc)  # naive means local time
-            yield ListedObject(name, modified)
+            for name in (name for name in files if name.startswith(prefix) and wanted(name)):
+                try:
+                    modified = self._modified_time(name)
+                except Exception as exc:
+                    if self._is_missing(exc, name):
+                        continue  # deleted since the listing
+                    raise
+                yield ListedObject(name, modified)
+
+    def _modified_time(self, name: str) -> datetime.datetime | None:
+        if not self.modified_times:
+            return None
+        try:
+            modified = self.storage.get_modified_time(name)
+        except (NotImplementedError, AttributeError):  # Storage's default, or no such method
+            self.modified_times = False
+            return None
+        if modified.tzinfo is None:
+            modified = modified.astimezone(datetime.timezone.utc)  # naive means local time
+        return modified
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, StorageError):
+            return issubclass(exc.cause_type, (ConnectionError, TimeoutError))
+        return super().is_retryable(exc)
