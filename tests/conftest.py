@@ -278,3 +278,26 @@ def start_worker(tmp_path, request):
     if report is not None and report.failed:
         for worker in workers:  # the worker's side of a failure, in the test output
             print(f"--- {worker.log.name} ---\n{worker.output()}")
+
+
+@pytest.fixture(scope="session")
+def ftp_server(tmp_path_factory) -> Iterator:
+    """A real FTP server (pyftpdlib) for django-storages' FTPStorage."""
+    require("pyftpdlib", "pyftpdlib")
+    from tests.file_servers import FTPServer
+
+    server = FTPServer(tmp_path_factory.mktemp("ftp-root"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sftp_server(tmp_path_factory) -> Iterator:
+    """A real SFTP server (asyncssh) for django-storages' SFTPStorage (paramiko)."""
+    require("asyncssh", "asyncssh")
+    require("paramiko", "paramiko")
+    from tests.file_servers import SFTPServer
+
+    server = SFTPServer(tmp_path_factory.mktemp("sftp-root"))
+    yield server
+    server.stop()

@@ -1,8 +1,10 @@
 """A storage that no provider knows: stands in for any third-party storage."""
 
+import contextlib
 import os
 import tempfile
 
+from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage
 from django.utils.deconstruct import deconstructible
 
@@ -62,3 +64,58 @@ class PlainFolderStorage(ThirdPartyFolderStorage):
 
     def get_available_name(self, name, max_length=None):
         return self._inner.get_available_name(name, max_length)
+
+
+class MinimalStorage(Storage):
+    """Only what Django requires of a Storage: _open, _save, delete, exists
+    and listdir. No modified times, no size, no path; it writes in place, and
+    keeps existing files (Storage's own get_available_name picks another name)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.location, name)
+
+    def _open(self, name, mode="rb"):
+        return File(open(self._path(name), mode))  # noqa: SIM115 (the File owns it)
+
+    def _save(self, name, content):
+        os.makedirs(self.location, exist_ok=True)  # the folder comes with the first write
+        with open(self._path(name), "wb") as handle:
+            for chunk in content.chunks():
+                handle.write(chunk)
+        return name
+
+    def delete(self, name):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._path(name))
+
+    def exists(self, name):
+        return os.path.exists(self._path(name))
+
+    def listdir(self, path):
+        with os.scandir(self._path(path)) as entries:
+            found = list(entries)
+        return [e.name for e in found if e.is_dir()], [e.name for e in found if e.is_file()]
+
+
+#: The Storage API methods a counting storage records.
+COUNTED_METHODS = ("open", "save", "delete", "exists", "listdir", "get_modified_time", "size")
+
+
+def counting(storage_class: type) -> type:
+    """A subclass of storage_class that records each Storage API call by name
+    in its ``calls`` list, calls the storage makes of itself included."""
+
+    def recorder(method_name: str):
+        method = getattr(storage_class, method_name)
+
+        def recorded(self, *args, **kwargs):
+            type(self).calls.append(method_name)
+            return method(self, *args, **kwargs)
+
+        return recorded
+
+    methods = {name: recorder(name) for name in COUNTED_METHODS if hasattr(storage_class, name)}
+    return type(f"Counting{storage_class.__name__}", (storage_class,), {"calls": [], **methods})
