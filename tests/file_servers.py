@@ -50,7 +50,9 @@ class FTPServer(_Counted):
         from pyftpdlib.handlers import FTPHandler
         from pyftpdlib.servers import FTPServer as Server
 
-        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+        quiet = logging.getLogger("pyftpdlib")
+        quiet.addHandler(logging.NullHandler())  # else serve_forever() logs every command
+        quiet.propagate = False
         authorizer = DummyAuthorizer()
         authorizer.add_user(USER, PASSWORD, str(root), perm="elradfmwMT")
         counted = self

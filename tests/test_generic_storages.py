@@ -10,6 +10,7 @@ on these storages is in test_behaviour.py.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -17,12 +18,15 @@ import os
 import time
 import traceback
 import uuid
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from celery import states
 from celery.result import GroupResult
+from django.utils.module_loading import import_string
 
 from django_storage_celery_results.expiry import CleanupReport
 from django_storage_celery_results.redact import StorageError
@@ -216,3 +220,98 @@ def test_cleanup_reports_what_it_deleted(make_app, results_dir):
     assert report == CleanupReport(results=1, groups=1)
     assert report.deleted == 2
     assert make_app(result_expires=None, result_storage="filesystem").backend.cleanup() == CleanupReport()
+
+
+# -- what each operation costs ---------------------------------------------------
+
+#: Per storage and operation: the Storage API calls made, and the protocol
+#: commands the server answered (FTP commands; SFTP requests). FTPStorage
+#: checks its connection with PWD before each call and opens a data
+#: connection (TYPE, PASV) for each transfer and listing; its delete() and
+#: Storage.save()'s choice of a free name each list the folder (NLST).
+COSTS = {
+    "ftp": {
+        "store new": (
+            ["open", "exists", "save", "exists"],
+            {"PWD": 7, "CWD": 5, "TYPE": 4, "PASV": 4, "RETR": 1, "NLST": 2, "STOR": 1},
+        ),
+        "read": (["open"], {"PWD": 2, "CWD": 2, "TYPE": 1, "PASV": 1, "RETR": 1}),
+        "read unknown id": (
+            ["open", "exists"],
+            {"PWD": 3, "CWD": 1, "TYPE": 2, "PASV": 2, "RETR": 1, "NLST": 1},
+        ),
+        "STARTED then SUCCESS": (
+            ["open", "save", "exists", "exists", "delete", "exists", "save", "exists", "delete", "exists"],
+            {"PWD": 15, "CWD": 10, "TYPE": 8, "PASV": 8, "RETR": 1, "NLST": 5, "STOR": 2, "DELE": 2},
+        ),
+        "forget": (["delete", "exists"], {"PWD": 2, "TYPE": 1, "PASV": 1, "NLST": 1, "DELE": 1}),
+        "cleanup of 4 expired": (
+            ["listdir", "get_modified_time"] + ["open"] * 4 + ["delete", "exists"] * 4,
+            {"PWD": 17, "CWD": 8, "TYPE": 9, "PASV": 9, "LIST": 1, "RETR": 4, "NLST": 4, "DELE": 4},
+        ),
+    },
+    "sftp": {
+        "store new": (["open", "save", "exists"], {"open": 2, "stat": 3, "write": 1, "close": 1}),
+        "read": (["open"], {"open": 1, "read": 2, "close": 1}),
+        "read unknown id": (["open"], {"open": 1}),
+        "STARTED then SUCCESS": (
+            ["open", "save", "exists", "exists", "delete", "save", "exists", "delete"],
+            {"open": 3, "read": 2, "close": 3, "stat": 7, "write": 2, "remove": 2},
+        ),
+        "forget": (["delete"], {"remove": 1}),
+        "cleanup of 4 expired": (
+            ["listdir"] + ["get_modified_time"] * 4 + ["delete"] * 4,
+            {"scandir": 1, "lstat": 2, "stat": 4, "remove": 4},
+        ),
+    },
+    "minimal": {
+        "store new": (["open", "save", "exists"], {}),
+        "read": (["open"], {}),
+        "read unknown id": (["open"], {}),
+        "STARTED then SUCCESS": (
+            ["open", "save", "exists", "exists", "delete", "save", "exists", "delete"],
+            {},
+        ),
+        "forget": (["delete"], {}),
+        "cleanup of 4 expired": (["listdir", "get_modified_time"] + ["open"] * 4 + ["delete"] * 4, {}),
+    },
+}
+
+
+class NoServer:
+    """The minimal storage keeps files in a local folder: no protocol to count."""
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[Counter]:
+        yield Counter()
+
+
+def test_calls_per_operation(store, make_app, request):
+    storage_class = import_string(store.storage) if isinstance(store.storage, str) else store.storage
+    counted = counting(storage_class)
+    server = request.getfixturevalue(f"{store.name}_server") if store.name != "minimal" else NoServer()
+    backend = make_app(result_storage=counted, result_storage_config=store.config, result_expires=1).backend
+    backend.mark_as_done("warm-up", 1)  # creates the folder and opens the connection
+    backend.forget("warm-up")
+    backend.mark_as_started("twice")
+    for task_id in ("old-1", "old-2", "old-3"):
+        backend.mark_as_done(task_id, 1)
+    operations = {
+        "store new": lambda: backend.mark_as_done("new", 1),
+        "read": lambda: backend.get_task_meta("new", cache=False),
+        "read unknown id": lambda: backend.get_task_meta("unknown", cache=False),
+        "STARTED then SUCCESS": lambda: backend.mark_as_done("twice", 2),
+        "forget": lambda: backend.forget("twice"),
+        "cleanup of 4 expired": lambda: (time.sleep(1.2), backend.cleanup()),
+    }
+    measured = {}
+    for label, operation in operations.items():
+        counted.calls.clear()
+        with server.counting() as commands:
+            operation()
+        measured[label] = (list(counted.calls), dict(commands))
+    for label, (calls, commands) in measured.items():
+        print(
+            f"{store.name:8} {label:22} {len(calls):3} Storage calls {calls}  {sum(commands.values()):3} {commands}"
+        )
+    assert measured == COSTS[store.name]
