@@ -78,7 +78,7 @@ class MinimalStorage(Storage):
         return os.path.join(self.location, name)
 
     def _open(self, name, mode="rb"):
-        return File(open(self._path(name), mode))  # noqa: SIM115 (the File owns it)
+        return File(open(self._path(name), mode))  # the File closes it
 
     def _save(self, name, content):
         os.makedirs(self.location, exist_ok=True)  # the folder comes with the first write

@@ -311,7 +311,6 @@ def test_calls_per_operation(store, make_app, request):
             operation()
         measured[label] = (list(counted.calls), dict(commands))
     for label, (calls, commands) in measured.items():
-        print(
-            f"{store.name:8} {label:22} {len(calls):3} Storage calls {calls}  {sum(commands.values()):3} {commands}"
-        )
+        total = sum(commands.values())
+        print(f"{store.name:8} {label:22} {len(calls):3} Storage calls {calls} {total:3} {commands}")
     assert measured == COSTS[store.name]
