@@ -57,3 +57,12 @@ def die_once(value, marker):
             pass
         os.kill(os.getpid(), signal.SIGKILL)
     return value
+
+
+@shared_task(name="tests.late_duplicate", bind=True)
+def late_duplicate(self, task_id):
+    """A redelivered copy of a finished task, storing its states late."""
+    self.backend.mark_as_started(task_id)
+    self.backend.mark_as_retry(task_id, ValueError("late duplicate"))
+    self.backend.mark_as_failure(task_id, ValueError("late duplicate"))
+    return task_id

@@ -2,9 +2,11 @@
 
 Each storage gets one real `celery worker` (prefork, 4 processes) on a real
 Redis broker for the whole module: the filesystem provider, the generic
-adapter (Celery's chord_unlock polling), S3 on moto, GCS on fake-gcs-server
-and Azure on Azurite. Chord callbacks append a line to a file: the file
-proves each callback ran exactly once.
+adapter (Celery's chord_unlock polling) on a folder storage, on django-storages'
+FTPStorage (a pyftpdlib server) and SFTPStorage (an asyncssh server), and on a
+minimal Storage, S3 on moto, GCS on fake-gcs-server and Azure on Azurite.
+Chord callbacks append a line to a file: the file proves each callback ran
+exactly once.
 """
 
 from __future__ import annotations
@@ -26,10 +28,20 @@ from celery.result import AsyncResult, GroupResult, ResultSet
 
 from tests.conftest import S3_CREDENTIALS, Worker, gcs_client, s3_client
 from tests.emulators import CountingProxy, azurite_connection_string
+from tests.file_servers import PASSWORD
 
 pytestmark = pytest.mark.e2e
 
-STORAGES = ["filesystem-provider", "generic-adapter", "s3-provider", "gcs-provider", "azure-provider"]
+STORAGES = [
+    "filesystem-provider",
+    "generic-adapter",
+    "generic-ftp",
+    "generic-sftp",
+    "generic-minimal",
+    "s3-provider",
+    "gcs-provider",
+    "azure-provider",
+]
 
 
 @dataclass
@@ -40,6 +52,8 @@ class Setup:
     env: dict[str, str]
     #: The counting proxy in front of an object store's emulator.
     proxy: CountingProxy | None = None
+    #: Served by the generic adapter (chords by chord_unlock polling).
+    generic: bool = False
 
 
 def storage_setup(request, name: str, folder: Path) -> Setup:
@@ -48,7 +62,18 @@ def storage_setup(request, name: str, folder: Path) -> Setup:
     if name == "filesystem-provider":
         return Setup(name, "filesystem", {"location": str(folder)}, {})
     if name == "generic-adapter":
-        return Setup(name, "tests.storages.ThirdPartyFolderStorage", {"location": str(folder)}, {})
+        config = {"location": str(folder)}
+        return Setup(name, "tests.storages.ThirdPartyFolderStorage", config, {}, generic=True)
+    # the third-party storages' folders do not exist yet: the first write creates them
+    if name == "generic-ftp":
+        location = request.getfixturevalue("ftp_server").location(unique)
+        return Setup(name, "storages.backends.ftp.FTPStorage", {"location": location}, {}, generic=True)
+    if name == "generic-sftp":
+        config = request.getfixturevalue("sftp_server").options(unique, folder / "known_hosts")
+        return Setup(name, "storages.backends.sftpstorage.SFTPStorage", config, {}, generic=True)
+    if name == "generic-minimal":
+        config = {"location": str(folder / unique)}
+        return Setup(name, "tests.storages.MinimalStorage", config, {}, generic=True)
     if name == "s3-provider":
         s3_client(request.getfixturevalue("moto_server").url).create_bucket(Bucket=unique)
         proxy = request.getfixturevalue("s3_proxy")
@@ -96,6 +121,7 @@ def worker(setup, redis_url, tmp_path_factory) -> Iterator[Worker]:
     running.stop()
     output = running.output()
     assert "Unrecoverable error" not in output, output
+    assert PASSWORD not in output  # the FTP and SFTP servers' password
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +176,15 @@ def test_retries_end_in_success(app):
     result = sig(app, "retry_twice").delay()
     assert result.get(timeout=30) == 2
     assert app.backend.get_task_meta(result.id, cache=False)["retries"] == 2
+
+
+def test_late_duplicates_in_other_worker_processes_never_overwrite_success(app):
+    first = sig(app, "add", 2, 2).delay()
+    assert first.get(timeout=30) == 4
+    duplicates = group(sig(app, "late_duplicate", first.id) for _ in range(8)).apply_async()
+    assert duplicates.get(timeout=60) == [first.id] * 8
+    meta = app.backend.get_task_meta(first.id, cache=False)
+    assert (meta["status"], meta["result"]) == (states.SUCCESS, 4)
 
 
 def test_revoked_task(app):
@@ -314,7 +349,7 @@ def test_a_worker_killed_mid_chord_still_completes_exactly_once(app, lines, tmp_
 
 
 def test_native_chords_send_no_chord_unlock(app, setup, worker):
-    if setup.name == "generic-adapter":
+    if setup.generic:
         assert not app.backend.native_chords  # it polls, by design
         return
     assert app.backend.native_chords

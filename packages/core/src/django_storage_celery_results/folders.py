@@ -10,6 +10,7 @@ they raise FileNotFoundError for a missing folder and create it as they write.
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 from typing import Any
 
@@ -66,7 +67,8 @@ class FTPFolder:
                 try:
                     ftp.cwd(part)
                 except ftplib.error_perm:
-                    ftp.mkd(part)
+                    with contextlib.suppress(ftplib.error_perm):  # another worker may just have made it
+                        ftp.mkd(part)
                     ftp.cwd(part)
         finally:
             _close(ftp)

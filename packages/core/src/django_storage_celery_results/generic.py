@@ -23,6 +23,10 @@ from .redact import StorageError
 #: Exception class names third-party storages raise for a missing object.
 _NOT_FOUND_NAMES = frozenset({"NoSuchKey", "NotFound", "ResourceNotFoundError", "NoSuchBlob"})
 
+#: Reads of a result that fail although it exists: a storage that keeps
+#: existing files is rewritten by delete-then-save, so a read can fall in between.
+READ_ATTEMPTS = 3
+
 #: Storages that talk over one connection per instance, which two threads
 #: must never use at once: read one result after another.
 _ONE_CONNECTION = frozenset({"storages.backends.ftp.FTPStorage", "storages.backends.sftpstorage.SFTPStorage"})
@@ -54,13 +58,17 @@ class GenericAdapter(StorageAdapter):
 
     def read(self, name: str) -> StoredObject | None:
         with self._redacted(f"reading {name!r} from"):
-            try:
-                with self.storage.open(name, "rb") as handle:
-                    data = handle.read()
-            except Exception as exc:
-                if self._is_missing(exc, name):
-                    return None
-                raise
+            for attempt in range(1, READ_ATTEMPTS + 1):
+                try:
+                    with self.storage.open(name, "rb") as handle:
+                        data = handle.read()
+                    break
+                except Exception as exc:
+                    if self._is_missing(exc, name):
+                        return None
+                    if attempt == READ_ATTEMPTS:
+                        raise
+                    # it exists after all: a writer replaced it as we read
         if isinstance(data, str):  # a storage that ignores the binary mode
             data = data.encode("utf-8")
         return StoredObject(bytes(data), None)
