@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from celery.utils.time import maybe_iso8601, maybe_make_aware
 
 from .adapters import in_batches
+from .exceptions import InvalidStoredResult
 from .redact import Redactor
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def _expire(backend: StorageBackend, report: CleanupReport) -> None:
         elif expired(item.name, item.modified):
             gone.append(item.name)
     for batch in in_batches(undated, READ_BATCH):
-        for name, payload in zip(batch, backend.mget(batch), strict=True):
+        for name, payload in zip(batch, _read(backend, batch), strict=True):
             report.read += 1
             done = _date_done(backend, payload)
             if done is None:
@@ -106,10 +107,26 @@ def _expire(backend: StorageBackend, report: CleanupReport) -> None:
             elif expired(name, done):
                 gone.append(name)
     for batch in in_batches(gone, DELETE_BATCH):
-        backend.delete_many(batch)
+        backend.delete_names(batch)
         for name in batch:
             _count(backend, report, name)
     report.leftovers = adapter.remove_leftovers(now - LEFTOVER_AGE)
+
+
+def _read(backend: StorageBackend, names: list[str]) -> list[bytes | None]:
+    """The stored bytes of names, read in parallel where the adapter can; None
+    for an object that is not a result (its age is unknown)."""
+    try:
+        return backend.mget(names)
+    except InvalidStoredResult:
+        return [_read_one(backend, name) for name in names]
+
+
+def _read_one(backend: StorageBackend, name: str) -> bytes | None:
+    try:
+        return backend.get(name)
+    except InvalidStoredResult:
+        return None
 
 
 def _date_done(backend: StorageBackend, payload: bytes | None) -> datetime.datetime | None:
