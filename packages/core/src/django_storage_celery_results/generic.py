@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import ftplib
 from collections.abc import Callable, Iterator
 
 from django.core.files.base import ContentFile
@@ -23,8 +24,9 @@ from .redact import StorageError
 #: Exception class names third-party storages raise for a missing object.
 _NOT_FOUND_NAMES = frozenset({"NoSuchKey", "NotFound", "ResourceNotFoundError", "NoSuchBlob"})
 
-#: Reads of a result that fail although it exists: a storage that keeps
-#: existing files is rewritten by delete-then-save, so a read can fall in between.
+#: Reads of a result that was not found, yet exists when asked next: a
+#: storage that keeps existing files is rewritten by delete-then-save, and a
+#: read can fall in between.
 READ_ATTEMPTS = 3
 
 #: Storages that talk over one connection per instance, which two threads
@@ -66,9 +68,9 @@ class GenericAdapter(StorageAdapter):
                 except Exception as exc:
                     if self._is_missing(exc, name):
                         return None
-                    if attempt == READ_ATTEMPTS:
+                    if attempt == READ_ATTEMPTS or not _says_not_found(exc):
                         raise
-                    # it exists after all: a writer replaced it as we read
+                    # not found a moment ago, there now: a writer replaced it as we read
         if isinstance(data, str):  # a storage that ignores the binary mode
             data = data.encode("utf-8")
         return StoredObject(bytes(data), None)
@@ -157,3 +159,18 @@ class GenericAdapter(StorageAdapter):
         if isinstance(exc, StorageError):
             return issubclass(exc.cause_type, (ConnectionError, TimeoutError))
         return super().is_retryable(exc)
+
+
+def _says_not_found(exc: BaseException) -> bool:
+    """True when the error, or the error it was raised from, is a not-found
+    (FTPStorage raises its own error from ftplib's "550 No such file")."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, FileNotFoundError) or type(seen).__name__ in _NOT_FOUND_NAMES:
+            return True
+        if isinstance(seen, ftplib.error_perm) and str(seen).startswith("550"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
