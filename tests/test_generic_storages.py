@@ -26,8 +26,10 @@ from pathlib import Path
 import pytest
 from celery import states
 from celery.result import GroupResult
+from django.core import checks
 from django.utils.module_loading import import_string
 
+from django_storage_celery_results.checks import redacted
 from django_storage_celery_results.expiry import CleanupReport
 from django_storage_celery_results.redact import StorageError
 from tests.file_servers import PASSWORD
@@ -314,3 +316,11 @@ def test_calls_per_operation(store, make_app, request):
         total = sum(commands.values())
         print(f"{store.name:8} {label:22} {len(calls):3} Storage calls {calls} {total:3} {commands}")
     assert measured == COSTS[store.name]
+
+
+def test_check_findings_hide_the_storages_credentials(make_app, ftp_server, folder):
+    adapter = ftp_app(make_app, ftp_server, folder).backend.adapter
+    finding = checks.Warning(f"cannot reach {ftp_server.location(folder)}", hint=f"is {PASSWORD} right?")
+    [shown] = redacted([finding], adapter)
+    assert shown.msg == f"cannot reach ftp://results:***@127.0.0.1:{ftp_server.port}/{folder}/"
+    assert shown.hint == "is *** right?"
