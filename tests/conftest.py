@@ -54,6 +54,18 @@ def make_app():
 
 
 @pytest.fixture
+def current(make_app):
+    """Build an app as make_app does and make it Celery's current app (the one the checks read)."""
+
+    def build(**conf) -> Celery:
+        app = make_app(**conf)
+        app.set_current()
+        return app
+
+    return build
+
+
+@pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
     return tmp_path / "results"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +18,7 @@ from .exceptions import ImproperlyConfigured
 from .providers import missing_provider_for, registry
 
 OUR_BACKENDS = ("django-storage", "django_storage_celery_results.backends.StorageBackend")
+NO_APP = "django_storage_celery_results.W004"
 
 
 def uses_storage_backend(conf: Any) -> bool:
@@ -26,14 +28,26 @@ def uses_storage_backend(conf: Any) -> bool:
     return backend.split("://", 1)[0] in OUR_BACKENDS or backend.startswith(OUR_BACKENDS[1])
 
 
-def _current_storage() -> tuple[Any, StorageConfig, StorageAdapter] | ImproperlyConfigured | None:
-    """The current Celery app's conf, resolved config and adapter; None when
-    the app does not use this backend; the error when it cannot be built."""
+def project_app() -> Any:
+    """The current Celery app, or None when there is only Celery's fallback app.
+
+    Celery builds that fallback (``Celery("default", fixups=[])``) when an app
+    is asked for before any was created: the project's Celery module was
+    never imported.
+    """
     from celery import current_app
 
-    conf = current_app.conf
-    if not uses_storage_backend(conf):
+    app = current_app._get_current_object()
+    return None if app.main == "default" and not app.fixups else app
+
+
+def _current_storage() -> tuple[Any, StorageConfig, StorageAdapter] | ImproperlyConfigured | None:
+    """The project app's conf, resolved config and adapter; None when there
+    is no app or it does not use this backend; the error when it cannot be built."""
+    app = project_app()
+    if app is None or not uses_storage_backend(app.conf):
         return None
+    conf = app.conf
     try:
         config = resolve(conf)
         return conf, config, config.build_adapter()
@@ -45,13 +59,9 @@ def _current_storage() -> tuple[Any, StorageConfig, StorageAdapter] | Improperly
 def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     current = _current_storage()
     if current is None:
-        return []
+        return list(no_app_warnings())
     if isinstance(current, ImproperlyConfigured):
-        return [
-            checks.Error(
-                str(current), id="django_storage_celery_results.E001", hint="Fix the setting named above."
-            )
-        ]
+        return [checks.Error(current.message, hint=current.hint, id="django_storage_celery_results.E001")]
     conf, config, adapter = current
     messages = list(web_served_warnings(adapter.storage))
     if not conf.get("result_storage"):
@@ -80,6 +90,60 @@ def check_result_storage_connection(app_configs: Any = None, **kwargs: Any) -> l
     if config.provider is None or config.provider.connectivity is None:
         return []
     return config.provider.connectivity(adapter, expires_seconds(conf))
+
+
+def no_app_warnings() -> Iterable[checks.CheckMessage]:
+    """W004: this app is installed but no Celery app uses the backend, so nothing was checked.
+
+    Nothing is said of an app that uses another result backend: that is the
+    project's explicit choice, which Celery itself validates.
+    """
+    app = project_app()
+    unchecked = "so the result storage settings were not checked (nor, with --deploy, the storage)"
+    if app is None:
+        yield checks.Warning(
+            f"No Celery app was found when Django started, {unchecked}.", hint=_import_hint(), id=NO_APP
+        )
+    elif not app.conf.get("result_backend"):
+        yield checks.Warning(
+            f"The Celery app {app.main!r} has no result backend, {unchecked}; its results are not stored.",
+            hint=_backend_hint(),
+            id=NO_APP,
+        )
+
+
+def _import_hint() -> str:
+    """What to import where, in the layout of Celery's "First steps with Django"."""
+    module = getattr(settings, "SETTINGS_MODULE", None) or ""
+    package = module.split(".", 1)[0] if "." in module else ""
+    if not package:
+        return (
+            "Import your Celery app in your project package's __init__.py "
+            '(from .celery import app as celery_app), as Celery\'s "First steps with Django" shows.'
+        )
+    where = f"add 'from .celery import app as celery_app' to {package}/__init__.py"
+    if _module_exists(f"{package}.celery"):
+        return f"{package}/celery.py is never imported: {where}."
+    return (
+        f"Create the Celery app in {package}/celery.py and {where}, as Celery's "
+        '"First steps with Django" shows.'
+    )
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _backend_hint() -> str:
+    if getattr(settings, "CELERY_RESULT_BACKEND", None):
+        return (
+            "CELERY_RESULT_BACKEND is set but the app does not read it: "
+            "app.config_from_object('django.conf:settings', namespace='CELERY')."
+        )
+    return "Set CELERY_RESULT_BACKEND = 'django-storage'."
 
 
 def expires_seconds(conf: Any) -> float | None:

@@ -5,7 +5,22 @@ from django.core.exceptions import ImproperlyConfigured as DjangoImproperlyConfi
 
 
 class ImproperlyConfigured(CeleryImproperlyConfigured, DjangoImproperlyConfigured):
-    """A setting is wrong; the message names the setting and the fix."""
+    """A setting is wrong: the message names the setting, the hint (if any) what to do.
+
+    ``str()`` gives both, as a worker's log shows it; the system check shows
+    the message and the hint apart, as Django's check output does.
+    """
+
+    def __init__(self, message: str = "", hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if not self.hint:
+            return self.message
+        separator = " " if self.message.endswith((".", "?", "!")) else ". "
+        return f"{self.message}{separator}{self.hint}"
 
 
 class InvalidResultId(ValueError):

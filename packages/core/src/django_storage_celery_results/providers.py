@@ -32,6 +32,15 @@ KNOWN_PRESETS = {
     "azure": "django-storage-celery-results-azure",
 }
 
+#: Other names users try for a preset (compared without case, "-", "_" or
+#: spaces): suggested in the error, never accepted, so each preset keeps one name.
+PRESET_ALIASES = {
+    **dict.fromkeys(("aws", "amazon", "boto", "boto3", "s3boto", "s3boto3", "s3storage", "minio"), "s3"),
+    **dict.fromkeys(("gs", "gcp", "gcloud", "google", "googlecloud", "googlecloudstorage"), "gcs"),
+    **dict.fromkeys(("azureblob", "azurestorage", "blob", "blobstorage", "abs"), "azure"),
+    **dict.fromkeys(("file", "files", "fs", "local", "folder", "disk", "filesystemstorage"), "filesystem"),
+}
+
 #: Storage classes our providers serve, to suggest the package to install.
 KNOWN_STORAGE_CLASSES = {
     "django.core.files.storage.FileSystemStorage": "filesystem",
