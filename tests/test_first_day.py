@@ -9,14 +9,18 @@ to import where (W004).
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from django.core import checks
 
 from django_storage_celery_results.checks import check_result_storage
+from tests.emulators import REPO, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -108,3 +112,66 @@ def test_an_app_that_does_not_read_the_celery_settings(current, settings):
     [message] = check_result_storage()
     assert message.id == NO_APP
     assert "namespace='CELERY'" in message.hint
+
+
+def readme_install_blocks() -> list[tuple[str, str]]:
+    """The fenced blocks (language, text) of the README's "Install and configure" section."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Install and configure", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```(\w+)\n(.*?)```", section, flags=re.DOTALL)
+
+
+def as_commands(block: str, python: str) -> list[list[str]]:
+    commands = []
+    for line in block.splitlines():
+        command = shlex.split(line, comments=True)
+        if command[0] == "python":
+            command[0] = python
+        elif command[0] == "celery":
+            command[:1] = [python, "-m", "celery"]
+        commands.append(command)
+    return commands
+
+
+def test_the_readme_install_section_followed_literally(tmp_path, redis_url):
+    """startproject, then every block of the README's install section as it stands."""
+    blocks = readme_install_blocks()
+    [install, *_] = [text for language, text in blocks if language == "bash" and "pip install" in text]
+    assert '"celery[redis]"' in install  # the broker's own extra (installed here by the test env)
+    project = tmp_path / "site"
+    project.mkdir()
+    run([sys.executable, "-m", "django", "startproject", "myproject", str(project)], cwd=tmp_path)
+    files = [text for language, text in blocks if language == "python" and text.startswith("# myproject/")]
+    assert len(files) == 3, "settings.py, celery.py and __init__.py"
+    for text in files:
+        path = project / text.split()[1].rstrip(":")
+        if path.name == "settings.py":  # "add": the block goes below startproject's settings
+            text = text.replace("INSTALLED_APPS = [...,", "INSTALLED_APPS += [")
+            text = text.replace("redis://localhost:6379/0", redis_url)
+            path.write_text(path.read_text() + "\n" + text)
+        else:
+            path.write_text(text)
+    [steps] = [text for language, text in blocks if language == "bash" and "manage.py check" in text]
+    check, worker_command, task = as_commands(steps, sys.executable)
+
+    checked = run(check, cwd=project)
+    assert checked.returncode == 0 and "System check identified no issues" in checked.stdout, checked
+
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    log = tmp_path / "worker.log"
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            worker_command, cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while b"ready." not in log.read_bytes():
+                assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            answered = run(task, cwd=project)
+        finally:
+            stop_process(worker)
+    assert answered.stdout.strip().splitlines()[-1] == "5", (
+        answered.stdout + answered.stderr + log.read_text()
+    )
+    assert [path.name[:16] for path in (project / "celery-results").iterdir()] == ["celery-task-meta"]
