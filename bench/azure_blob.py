@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import ObjectStoreTargets, run_object_store_benchmark
-from tests.emulators import CountingProxy, azurite_connection_string, start_azurite
+from support.proxy import CountingProxy
+from support.stores.azure import azurite_connection_string, start_azurite
 
 
 def start() -> tuple[CountingProxy, Callable[[], None]]:

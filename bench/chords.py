@@ -42,24 +42,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import setup_django
-from tests.emulators import (
-    CountingProxy,
-    RedisServer,
-    Worker,
-    azurite_connection_string,
-    free_port,
-    start_azurite,
-    start_fake_gcs,
-    start_moto,
-)
-from tests.fscalls import Touched, touching
+from support.fscalls import Touched, touching
+from support.processes import RedisServer, Worker, free_port
+from support.proxy import CountingProxy
+from support.stores.azure import azurite_connection_string, start_azurite
+from support.stores.gcs import start_fake_gcs
+from support.stores.s3 import S3_CREDENTIALS, start_moto
 
 STORAGES = ("filesystem", "s3", "gcs", "azure")
 PROCESSES = 4  # the default of --processes
 WARM_UP = 16
 #: Longest wait for a chord's callback, in seconds.
 TIMEOUT = 180
-S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
 RECEIVED = re.compile(r"Task (\S+)\[([0-9a-f-]+)\] received")
 BENCH_TASK = re.compile(r"bench-task (\{.*\})")
 

@@ -31,7 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import ObjectStoreTargets, run_object_store_benchmark
-from tests.emulators import CountingProxy, free_port, start_fake_gcs
+from support.processes import free_port
+from support.proxy import CountingProxy
+from support.stores.gcs import start_fake_gcs
 
 PROJECT = "bench"
 
