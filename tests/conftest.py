@@ -108,25 +108,50 @@ def fresh_store(emulators, monkeypatch) -> Callable[[str], StoreUnderTest]:
 # -- one store's pieces, for the tests of what only that provider does ------------
 
 
+def store_fixtures(preset: str) -> None:
+    """<preset>_proxy (the session's counting proxy in front of the store's
+    emulator), and for one test <preset>_store (a fresh bucket, the proxy's
+    record empty, the environment its client needs set for this test and the
+    workers started in it), <preset>_bucket, <preset>_config and <preset>_app."""
+
+    @pytest.fixture(scope="session", name=f"{preset}_proxy")
+    def proxy(emulators) -> CountingProxy:
+        return emulators[preset].proxy
+
+    @pytest.fixture(name=f"{preset}_store")
+    def store(fresh_store) -> StoreUnderTest:
+        return fresh_store(preset)
+
+    @pytest.fixture(name=f"{preset}_bucket")
+    def bucket(request) -> str:
+        return request.getfixturevalue(f"{preset}_store").bucket
+
+    @pytest.fixture(name=f"{preset}_config")
+    def config(request) -> dict:
+        return request.getfixturevalue(f"{preset}_store").config
+
+    @pytest.fixture(name=f"{preset}_app")
+    def app(request, make_app):
+        config = request.getfixturevalue(f"{preset}_config")
+        return make_app(result_storage=preset, result_storage_config=config)
+
+    for kind, fixture in {
+        "proxy": proxy,
+        "store": store,
+        "bucket": bucket,
+        "config": config,
+        "app": app,
+    }.items():
+        globals()[f"{preset}_{kind}"] = fixture  # module attributes are where pytest finds fixtures
+
+
+for _preset in STORES:
+    store_fixtures(_preset)
+
+
 @pytest.fixture(scope="session")
 def moto_server(emulators) -> EmulatorProcess:
     return emulators["s3"].server
-
-
-@pytest.fixture(scope="session")
-def s3_proxy(emulators) -> CountingProxy:
-    return emulators["s3"].proxy
-
-
-@pytest.fixture
-def s3_store(fresh_store) -> StoreUnderTest:
-    return fresh_store("s3")
-
-
-@pytest.fixture
-def s3_bucket(s3_store) -> str:
-    """A fresh bucket; the proxy's record starts empty."""
-    return s3_store.bucket
 
 
 @pytest.fixture
@@ -135,33 +160,9 @@ def s3_raw(moto_server):
     return s3_client(moto_server.url)
 
 
-@pytest.fixture
-def s3_config(s3_store) -> dict[str, str]:
-    return s3_store.config
-
-
-@pytest.fixture
-def s3_app(make_app, s3_config):
-    return make_app(result_storage="s3", result_storage_config=s3_config)
-
-
-@pytest.fixture(scope="session")
-def gcs_proxy(emulators) -> CountingProxy:
-    """The counting proxy in front of fake-gcs-server."""
-    return emulators["gcs"].proxy
-
-
 @pytest.fixture(scope="session")
 def gcs_server(emulators) -> EmulatorProcess:
     return emulators["gcs"].server
-
-
-@pytest.fixture
-def gcs_store(fresh_store) -> StoreUnderTest:
-    """A fresh bucket (the emulator slows down as a bucket fills), with
-    STORAGE_EMULATOR_HOST set for this test (worker subprocesses started in it
-    inherit it); the proxy's record starts empty."""
-    return fresh_store("gcs")
 
 
 @pytest.fixture
@@ -170,56 +171,20 @@ def gcs_raw(gcs_server):
     return gcs_client(gcs_server.url)
 
 
-@pytest.fixture
-def gcs_bucket(gcs_store) -> str:
-    return gcs_store.bucket
-
-
-@pytest.fixture
-def gcs_config(gcs_store) -> dict:
-    return gcs_store.config
-
-
-@pytest.fixture
-def gcs_app(make_app, gcs_config):
-    return make_app(result_storage="gcs", result_storage_config=gcs_config)
-
-
 @pytest.fixture(scope="session")
 def azurite(emulators) -> EmulatorProcess:
     return emulators["azure"].server
 
 
-@pytest.fixture(scope="session")
-def azure_proxy(emulators) -> CountingProxy:
-    return emulators["azure"].proxy
-
-
 @pytest.fixture
-def azure_store(fresh_store) -> StoreUnderTest:
-    return fresh_store("azure")
+def azure_container(azure_bucket) -> str:
+    return azure_bucket
 
 
 @pytest.fixture
 def azure_raw(azure_store):
     """A container client straight to the emulator (uncounted), to inspect blobs."""
     return azure_store.raw
-
-
-@pytest.fixture
-def azure_container(azure_store) -> str:
-    """A fresh container; the proxy's record starts empty."""
-    return azure_store.bucket
-
-
-@pytest.fixture
-def azure_config(azure_store) -> dict[str, str]:
-    return azure_store.config
-
-
-@pytest.fixture
-def azure_app(make_app, azure_config):
-    return make_app(result_storage="azure", result_storage_config=azure_config)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
