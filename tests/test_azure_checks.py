@@ -6,8 +6,9 @@ import pytest
 
 from django_storage_celery_results.config import resolve
 from django_storage_celery_results_azure import check_connectivity, check_settings
-from tests.azure_calls import calls, no_sdk_retries
-from tests.emulators import Fault, azurite_connection_string, free_port
+from support.faults import Fault
+from support.processes import free_port
+from support.stores.azure import azurite_connection_string, calls, no_sdk_retries
 
 
 def connectivity(make_app, config, expires=None):
