@@ -20,7 +20,7 @@ import pytest
 from django.core import checks
 
 from django_storage_celery_results.checks import check_result_storage
-from tests.emulators import REPO, stop_process
+from support.processes import REPO, stop_process
 
 pytestmark = pytest.mark.e2e
 
