@@ -6,18 +6,17 @@ from django_storage_celery_results.providers import Provider
 
 from .adapter import AzureAdapter
 from .checks import check_connectivity, check_settings
-from .settings_map import SETTINGS_BY_ARGUMENT
+from .settings_map import AZURE_SETTINGS
 
 provider = Provider(
     name="azure",
     distribution="django-storage-celery-results-azure",
     storage_classes=("storages.backends.azure_storage.AzureStorage",),
     adapter=AzureAdapter,
-    preset_class="storages.backends.azure_storage.AzureStorage",
     # Results overwrite in place (AzureStorage keeps existing blobs by
     # default) and live in their own folder, whatever the media settings say.
     preset_defaults={"location": "celery-results", "overwrite_files": True},
-    settings=SETTINGS_BY_ARGUMENT,
+    settings_map=AZURE_SETTINGS,
     checks=check_settings,
     connectivity=check_connectivity,
 )
