@@ -14,10 +14,10 @@ import pytest
 
 pytest.importorskip("google.cloud.storage")
 
-from google.auth.credentials import AnonymousCredentials  # noqa: E402
-from google.cloud.storage import Blob, Bucket, Client  # noqa: E402
+from google.auth.credentials import AnonymousCredentials
+from google.cloud.storage import Blob, Bucket, Client
 
-from django_storage_celery_results_gcs import internals  # noqa: E402
+from django_storage_celery_results_gcs import internals
 
 
 @pytest.fixture

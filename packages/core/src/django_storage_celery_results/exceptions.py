@@ -61,6 +61,8 @@ class ResultStoreMisconfigured(ImproperlyConfigured):
 @functools.cache
 def _with_store_class(store_error: type[BaseException]) -> type[ResultStoreMisconfigured] | None:
     try:
-        return type(store_error.__name__, (ResultStoreMisconfigured, store_error), {"__module__": __name__})
+        # named like the base: logs and tracebacks read ResultStoreMisconfigured(...)
+        namespace = {"__module__": __name__, "__qualname__": ResultStoreMisconfigured.__qualname__}
+        return type(ResultStoreMisconfigured.__name__, (ResultStoreMisconfigured, store_error), namespace)
     except TypeError:  # incompatible bases: the plain error will do
         return None
