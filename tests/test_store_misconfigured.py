@@ -63,7 +63,7 @@ def test_the_error_is_never_retried(missing_bucket_app):
 def test_the_error_survives_pickling_between_processes(missing_bucket_app):
     import pickle
 
-    preset, app = missing_bucket_app
+    _preset, app = missing_bucket_app
     with pytest.raises(ResultStoreMisconfigured) as raised:
         app.backend.store_result("task-1", 42, states.SUCCESS)
     copy = pickle.loads(pickle.dumps(raised.value))

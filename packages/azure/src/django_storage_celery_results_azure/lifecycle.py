@@ -14,7 +14,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from django_storage_celery_results.probe import expiry_days, require_results_prefix
+from django_storage_celery_results.probe import expiry_days, merge_rule, require_results_prefix
 
 from .adapter import AzureAdapter
 
@@ -54,5 +54,7 @@ def lifecycle_policy(
     other rules.
     """
     rule = lifecycle_rule(adapter, expires)
-    others = [other for other in (current or {}).get("rules", ()) if other.get("name") != rule["name"]]
-    return {"rules": [*others, rule]}
+    _outcome, rules = merge_rule(
+        (current or {}).get("rules", ()), rule, lambda other: other.get("name") == rule["name"]
+    )
+    return {"rules": rules}

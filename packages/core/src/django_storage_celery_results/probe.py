@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,6 +28,7 @@ from .exceptions import ImproperlyConfigured, ResultStoreMisconfigured, VersionM
 
 if TYPE_CHECKING:
     from .config import StorageConfig
+    from .providers import Setting
 
 PROBE_PREFIX = "celery-check-"
 DAY = 86400
@@ -61,55 +62,64 @@ def require_results_prefix(prefix: str, store: str, everything: str = "every obj
         )
 
 
+def merge_rule(
+    rules: Sequence[dict[str, Any]],
+    wanted: dict[str, Any],
+    is_ours: Callable[[dict[str, Any]], bool],
+    same: Callable[[dict[str, Any], dict[str, Any]], bool] = lambda current, wanted: current == wanted,
+) -> tuple[str, list[dict[str, Any]]]:
+    """A store's lifecycle rules with ours created or updated, the others kept as they are:
+    ("created" | "updated" | "unchanged", the rules to write back)."""
+    ours = [rule for rule in rules if is_ours(rule)]
+    if len(ours) == 1 and same(ours[0], wanted):
+        return "unchanged", list(rules)
+    return ("updated" if ours else "created"), [*(rule for rule in rules if not is_ours(rule)), wanted]
+
+
 @dataclass(frozen=True)
 class PublicAcl:
-    """Where a provider's storage takes a result's ACL from (S3Storage and GoogleCloudStorage alike)."""
+    """Check E001, from the configuration alone: results would be written with a public ACL.
 
+    S3Storage and GoogleCloudStorage alike take a result's ACL from the object
+    parameter of that name, else their default_acl. The hint names where the
+    value came from: the config key when CELERY_RESULT_STORAGE_CONFIG (or the
+    STORAGES alias) set it, else the Django setting; and the preset only to
+    a user not on it. Called as the provider's settings check.
+    """
+
+    catalogue: Catalogue
+    settings_map: Sequence[Setting]
     preset: str
     #: ACL names that let people outside the account read an object.
     public: frozenset[str]
     #: The ACL's key among the object parameters ("ACL", "acl").
     parameter: str
 
-
-def public_acl_errors(
-    catalogue: Catalogue,
-    adapter: ObjectStoreAdapter,
-    acl_rule: PublicAcl,
-    setting_names: Mapping[str, tuple[str, ...]],
-    config: StorageConfig | None = None,
-) -> list[checks.CheckMessage]:
-    """Check E001, from the configuration alone: results would be written with a public ACL.
-
-    The ACL is the storage's object parameter of that name, else its
-    default_acl. The hint names where the value came from: the config key
-    when CELERY_RESULT_STORAGE_CONFIG (or the STORAGES alias) set it, else
-    the Django setting; and the preset only to a user not on it.
-    """
-    storage: Any = adapter.storage
-    from_parameters = storage.get_object_parameters("").get(acl_rule.parameter)
-    acl = from_parameters or storage.default_acl
-    if acl not in acl_rule.public:
-        return []
-    argument = "object_parameters" if from_parameters else "default_acl"
-    in_config = config is not None and argument in config.options
-    where = f"CELERY_RESULT_STORAGE_CONFIG[{argument!r}]" if in_config else setting_names[argument][0]
-    if from_parameters:
-        hint = f"Remove {acl_rule.parameter!r} from {where}."
-    elif in_config:
-        hint = f"Set {where} = None (no ACL is sent: the bucket decides)."
-    else:
-        hint = f"Set CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None for results (it wins over {where})"
-        on_preset = config is not None and config.source.endswith(f"= {acl_rule.preset!r} (preset)")
-        hint += "." if on_preset else f", or use the {acl_rule.preset!r} preset, which sends none."
-    return [
-        catalogue.message(
-            "E001",
+    def __call__(self, adapter: Any, config: StorageConfig | None = None) -> list[checks.CheckMessage]:
+        storage = adapter.storage
+        from_parameters = storage.get_object_parameters("").get(self.parameter)
+        acl = from_parameters or storage.default_acl
+        if acl not in self.public:
+            return []
+        argument = "object_parameters" if from_parameters else "default_acl"
+        in_config = config is not None and argument in config.options
+        setting = next(row.names[0] for row in self.settings_map if row.argument == argument)
+        where = f"CELERY_RESULT_STORAGE_CONFIG[{argument!r}]" if in_config else setting
+        if from_parameters:
+            hint = f"Remove {self.parameter!r} from {where}."
+        elif in_config:
+            hint = f"Set {where} = None (no ACL is sent: the bucket decides)."
+        else:
+            hint = (
+                f"Set CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None for results (it wins over {where})"
+            )
+            on_preset = config is not None and config.source.endswith(f"= {self.preset!r} (preset)")
+            hint += "." if on_preset else f", or use the {self.preset!r} preset, which sends none."
+        text = (
             f"Celery results in {adapter.describe()} are written with the ACL {acl!r} "
-            f"(from {where}): anyone could read task results.",
-            hint,
+            f"(from {where}): anyone could read task results."
         )
-    ]
+        return [self.catalogue.message("E001", text, hint)]
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from django.core import checks
-
 from django_storage_celery_results.catalogue import OBJECT_STORE_CHECKS, Catalogue, CheckId
-from django_storage_celery_results.probe import Probe, PublicAcl, RoundTrip, public_acl_errors
+from django_storage_celery_results.probe import Probe, PublicAcl, RoundTrip
 
 from .adapter import GCSAdapter
 from .lifecycle import find_expiry_rule
@@ -28,14 +26,13 @@ CHECKS = Catalogue(
     *OBJECT_STORE_CHECKS,
     CheckId("I011", "uniform bucket-level access is off, so an object ACL could make a result public"),
 )
-PUBLIC_ACL = PublicAcl("gcs", frozenset({"publicRead", "publicReadWrite", "authenticatedRead"}), "acl")
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 
 
-def check_settings(adapter: Any, config: Any = None) -> list[checks.CheckMessage]:
-    """Findings from the configuration alone (no request)."""
-    names = {setting.argument: setting.names for setting in GCS_SETTINGS}
-    return public_acl_errors(CHECKS, adapter, PUBLIC_ACL, names, config)
+#: Findings from the configuration alone (no request).
+check_settings = PublicAcl(
+    CHECKS, GCS_SETTINGS, "gcs", frozenset({"publicRead", "publicReadWrite", "authenticatedRead"}), "acl"
+)
 
 
 class GCSProbe(Probe):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django_storage_celery_results.probe import expiry_days, require_results_prefix
+from django_storage_celery_results.probe import expiry_days, merge_rule, require_results_prefix
 
 from .adapter import GCSAdapter
 from .internals import raw_lifecycle_rules
@@ -57,13 +57,13 @@ def ensure_lifecycle_rule(adapter: GCSAdapter, expires_seconds: float | datetime
     require_results_prefix(adapter.prefix, "GCS")
     wanted = {"action": {"type": "Delete"}, "condition": {"age": days, "matchesPrefix": [adapter.prefix]}}
     bucket = adapter.client.get_bucket(adapter.bucket_name, retry=adapter.retry)
-    rules = raw_lifecycle_rules(bucket)
-    ours = [rule for rule in rules if _is_ours(rule, adapter.prefix)]
-    if ours == [wanted]:
-        return "unchanged"
-    bucket.lifecycle_rules = [*(rule for rule in rules if rule not in ours), wanted]
-    bucket.patch(if_metageneration_match=bucket.metageneration, retry=adapter.retry)
-    return "updated" if ours else "created"
+    outcome, rules = merge_rule(
+        raw_lifecycle_rules(bucket), wanted, lambda rule: _is_ours(rule, adapter.prefix)
+    )
+    if outcome != "unchanged":
+        bucket.lifecycle_rules = rules
+        bucket.patch(if_metageneration_match=bucket.metageneration, retry=adapter.retry)
+    return outcome
 
 
 def _is_ours(rule: dict[str, Any], prefix: str) -> bool:

@@ -11,31 +11,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core import checks
-
 from django_storage_celery_results.catalogue import OBJECT_STORE_CHECKS, Catalogue
-from django_storage_celery_results.probe import Probe, PublicAcl, RoundTrip, public_acl_errors
+from django_storage_celery_results.probe import Probe, PublicAcl, RoundTrip
 
 from .adapter import S3Adapter
 from .lifecycle import find_expiry_rule
 from .settings_map import S3_SETTINGS
 
-CHECKS = Catalogue(
-    "django_storage_celery_results_s3",
-    *OBJECT_STORE_CHECKS.pick("E001", "E010", "E011", "E012", "E013", "E014", "E015", "W010", "W011", "W012"),
-    *OBJECT_STORE_CHECKS.pick("I010"),
-)
-PUBLIC_ACL = PublicAcl("s3", frozenset({"public-read", "public-read-write", "authenticated-read"}), "ACL")
+CHECKS = Catalogue("django_storage_celery_results_s3", *OBJECT_STORE_CHECKS)
 PUBLIC_GRANTEES = (
     "http://acs.amazonaws.com/groups/global/AllUsers",
     "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
 )
 
 
-def check_settings(adapter: Any, config: Any = None) -> list[checks.CheckMessage]:
-    """Findings from the configuration alone (no request)."""
-    names = {setting.argument: setting.names for setting in S3_SETTINGS}
-    return public_acl_errors(CHECKS, adapter, PUBLIC_ACL, names, config)
+#: Findings from the configuration alone (no request).
+check_settings = PublicAcl(
+    CHECKS, S3_SETTINGS, "s3", frozenset({"public-read", "public-read-write", "authenticated-read"}), "ACL"
+)
 
 
 class S3Probe(Probe):

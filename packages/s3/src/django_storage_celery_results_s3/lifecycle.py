@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from django_storage_celery_results.probe import expiry_days, require_results_prefix
+from django_storage_celery_results.probe import expiry_days, merge_rule, require_results_prefix
 
 from .adapter import S3Adapter
 from .errors import status_and_code
@@ -73,12 +73,14 @@ def ensure_lifecycle_rule(adapter: S3Adapter, expires_seconds: float | datetime.
         "Filter": {"Prefix": adapter.prefix},
         "Expiration": {"Days": days},
     }
-    rules = _rules(adapter)
-    current = next((rule for rule in rules if rule.get("ID") == wanted["ID"]), None)
-    if current is not None and all(current.get(key) == value for key, value in wanted.items()):
-        return "unchanged"
-    others = [rule for rule in rules if rule.get("ID") != wanted["ID"]]
-    adapter.client.put_bucket_lifecycle_configuration(
-        Bucket=adapter.bucket_name, LifecycleConfiguration={"Rules": [*others, wanted]}
+    outcome, rules = merge_rule(
+        _rules(adapter),
+        wanted,
+        is_ours=lambda rule: rule.get("ID") == wanted["ID"],
+        same=lambda current, wanted: all(current.get(key) == value for key, value in wanted.items()),
     )
-    return "created" if current is None else "updated"
+    if outcome != "unchanged":
+        adapter.client.put_bucket_lifecycle_configuration(
+            Bucket=adapter.bucket_name, LifecycleConfiguration={"Rules": rules}
+        )
+    return outcome
