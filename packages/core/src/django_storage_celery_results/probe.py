@@ -174,6 +174,8 @@ class Probe:
         return cls(adapter).run(expires_seconds)
 
     def run(self, expires_seconds: float | None) -> list[checks.CheckMessage]:
+        if expires_seconds is not None and expires_seconds <= 0:
+            expires_seconds = None  # results that never expire need no rule
         if self.preflight() and self.round_trip():
             self.after_round_trip(expires_seconds)
         return self.messages
