@@ -28,26 +28,24 @@ _touched = []
 
 
 def _count_chord_writes() -> None:
-    """Wraps the backend's writes once per process (imported late: Django is set up by then)."""
+    """Wraps the backend's chord bookkeeping writes once per process (imported late, after Django)."""
     from django_storage_celery_results.backends import StorageBackend
     from django_storage_celery_results.exceptions import VersionMismatch
 
-    put = StorageBackend._put
-    if getattr(put, "counted", False):
+    write = StorageBackend.write_encoded
+    if getattr(write, "counted", False):
         return
 
-    def counted_put(self, name, payload, mode):
-        if not name.startswith(self.chord_keyprefix):
-            return put(self, name, payload, mode)
+    def counted_write(self, name, value, *mode):
         _task["chord_writes"] += 1
         try:
-            return put(self, name, payload, mode)
+            return write(self, name, value, *mode)
         except VersionMismatch:
             _task["conflicts"] += 1
             raise
 
-    counted_put.counted = True
-    StorageBackend._put = counted_put
+    counted_write.counted = True
+    StorageBackend.write_encoded = counted_write
 
 
 @signals.task_prerun.connect

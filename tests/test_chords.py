@@ -220,7 +220,7 @@ def test_chord_bookkeeping_lives_under_the_chord_name(chord_app):
             f"{chord_name}~done-{task_ids[0]}",
         }
     else:  # a local folder: one state object
-        state = chords.ChordState.load(backend.decode(backend.get(chord_name)))
-        assert state == chords.ChordState(2, {task_ids[0]})
+        state = chords.ChordProgress.load(backend.decode(backend.get(chord_name)))
+        assert state == chords.ChordProgress(2, {task_ids[0]})
     finish(chord_app, group_id, task_ids[1], callback)
     assert [item.name for item in backend.adapter.list(prefix=chord_name)] == []

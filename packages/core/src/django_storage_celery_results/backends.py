@@ -8,7 +8,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,22 +16,20 @@ from celery import states
 from celery.backends.base import KeyValueStoreBackend
 from celery.canvas import maybe_signature
 from celery.exceptions import ChordError
-from celery.result import allow_join_result
-from django.utils.module_loading import import_string
+from celery.result import allow_join_result, result_from_tuple
 from kombu.utils.encoding import bytes_to_str
 
 from . import codec
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update
-from .chords import ChordMarkers, ChordStates
-from .config import StorageConfig, resolve
-from .exceptions import ImproperlyConfigured, VersionMismatch
+from .chords import ChordCounter, ChordKeys, DecodedObject, counter_for
+from .config import BackendSettings
+from .exceptions import InvalidStoredResult, VersionMismatch
 from .keys import KeyLayout
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["StorageBackend"]
 
-DEFAULT_CONCURRENCY = 16
 #: Conditional-write rounds before a store gives up (each lost round means
 #: another writer changed the same result in between).
 MAX_WRITE_ROUNDS = 8
@@ -45,9 +43,8 @@ LEFTOVER_AGE = datetime.timedelta(hours=1)
 class StorageBackend(KeyValueStoreBackend):
     """Celery results in a Django Storage.
 
-    Settings (from the Celery app's configuration): ``result_storage``,
-    ``result_storage_config``, ``result_safe_to_retry`` and
-    ``result_storage_concurrency``; see the README.
+    Settings (from the Celery app's configuration) are read once, by
+    ``BackendSettings.from_conf``; see the configuration docs.
     """
 
     supports_native_join = True
@@ -57,22 +54,24 @@ class StorageBackend(KeyValueStoreBackend):
 
     def __init__(self, app: Any = None, url: str | None = None, **kwargs: Any) -> None:
         super().__init__(app=app, url=url, **kwargs)
-        conf = self.app.conf
-        self.compression = codec.check_compression(conf.get("result_compression"))
+        self.settings = BackendSettings.from_conf(self.app.conf)
+        self.storage_config = self.settings.storage
+        self.compression = self.settings.compression
+        self.safe_to_retry = self.settings.safe_to_retry
+        self.concurrency = self.settings.concurrency
         self.layout = KeyLayout(
             (self.task_keyprefix, self.group_keyprefix, self.chord_keyprefix),
             setting="result_backend_transport_options['global_keyprefix']",
-        )
-        self.storage_config: StorageConfig = resolve(conf)
-        self.safe_to_retry = _exception_classes(conf.get("result_safe_to_retry"))
-        self.concurrency = _positive_int(
-            conf.get("result_storage_concurrency"), DEFAULT_CONCURRENCY, "result_storage_concurrency"
         )
         self._content = Content(content_type=self.content_type)
         self._reset_process_resources()
         _live_backends.add(self)
         # Build now so a storage that cannot be built fails at startup.
-        logger.debug("Celery results: %s via %s", self.storage_config.source, self.adapter)
+        adapter = self.adapter
+        logger.debug("Celery results: %s via %s", self.storage_config.source, adapter)
+        self.chord_counter: ChordCounter = counter_for(
+            self, ChordKeys(self.layout, self.chord_keyprefix), adapter.prefix_listing
+        )
 
     # -- per-process resources -------------------------------------------------
 
@@ -125,7 +124,14 @@ class StorageBackend(KeyValueStoreBackend):
         # An empty object is never a result: a storage that creates the file
         # before writing it (a plain folder) shows it empty for a moment.
         # Celery's batch reads would try to decode b"", so report it missing.
-        return _stored_bytes(stored) if stored is not None and stored.data else None
+        if stored is None or not stored.data:
+            return None
+        try:
+            return _stored_bytes(stored)
+        except ValueError as exc:  # labelled with an encoding we never write
+            raise InvalidStoredResult(
+                f"The object {key} in {self.adapter.describe()} is not a Celery result: {exc}", key
+            ) from None
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         if len(keys) <= 1 or not self.adapter.parallel_reads:
@@ -146,6 +152,26 @@ class StorageBackend(KeyValueStoreBackend):
         self._remember(key, None)
         self.adapter.delete(key)
 
+    # -- named objects, for chord counting (chords.ChordStore) -------------------
+
+    def read_decoded(self, name: str) -> DecodedObject | None:
+        stored = self.adapter.read(name)
+        if stored is None or not stored.data:
+            return None
+        return DecodedObject(self.decode(_stored_bytes(stored)), stored.version)
+
+    def write_encoded(self, name: str, value: Any, mode: PutMode = OVERWRITE) -> str | None:
+        return self._put(name, self.encode(value), mode)
+
+    def list_names(self, prefix: str) -> list[str]:
+        return [item.name for item in self.adapter.list(prefix=prefix)]
+
+    def delete_names(self, names: Iterable[str]) -> None:
+        names = list(names)
+        for name in names:
+            self._remember(name, None)
+        self.adapter.delete_many(names)
+
     # -- encoding --------------------------------------------------------------
 
     def encode(self, data: Any) -> bytes:
@@ -159,7 +185,70 @@ class StorageBackend(KeyValueStoreBackend):
             payload = codec.unpack(bytes(payload))
         return super().decode(payload)
 
-    # -- results -----------------------------------------------------------------
+    # -- reading results: what the storage returns is input too ------------------
+
+    def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
+        payload = self.get(self.get_key_for_task(task_id))
+        if not payload:
+            return {"status": states.PENDING, "result": None}
+        return self._task_meta(bytes_to_str(task_id), payload)
+
+    def _mget_to_results(
+        self, values: Sequence[bytes | None], keys: Sequence[Any], READY_STATES: Any = states.READY_STATES
+    ) -> dict[str, dict[str, Any]]:
+        found = {}
+        for task_id, payload in zip(keys, values, strict=True):
+            if payload:
+                meta = self._task_meta(bytes_to_str(task_id), payload)
+                if meta["status"] in READY_STATES:
+                    found[bytes_to_str(task_id)] = meta
+        return found
+
+    def _task_meta(self, task_id: str, payload: bytes) -> dict[str, Any]:
+        """The decoded result of task_id, or InvalidStoredResult naming it (never the payload)."""
+        try:
+            meta = self.decode(payload)
+        except Exception as exc:
+            raise self._not_a_result("task", task_id, f"it does not decode ({type(exc).__name__})") from None
+        problem = _result_problem(meta, task_id)
+        if problem:
+            raise self._not_a_result("task", task_id, problem)
+        try:
+            return self.meta_from_decoded(meta)
+        except Exception as exc:
+            problem = f"its exception cannot be restored ({type(exc).__name__})"
+            raise self._not_a_result("task", task_id, problem) from None
+
+    def _restore_group(self, group_id: str) -> dict[str, Any] | None:
+        payload = self.get(self.get_key_for_group(group_id))
+        if not payload:
+            return None
+        try:
+            meta = self.decode(payload)
+            meta["result"] = result_from_tuple(meta["result"], self.app)
+        except Exception as exc:
+            problem = f"it is not a saved group ({type(exc).__name__})"
+            raise self._not_a_result("group", group_id, problem) from None
+        return meta
+
+    def _not_a_result(self, kind: str, ident: str, problem: str) -> InvalidStoredResult:
+        name = self.layout.name(self.group_keyprefix if kind == "group" else self.task_keyprefix, ident)
+        return InvalidStoredResult(
+            f"The object stored for {kind} {ident!r} ({name} in {self.adapter.describe()}) "
+            f"is not a Celery result: {problem}",
+            ident,
+        )
+
+    def _stored_status(self, task_id: str, stored: StoredObject | None) -> str | None:
+        """The state stored for the task; None for nothing, or for an object that is not its result."""
+        if stored is None or not stored.data:
+            return None
+        try:
+            return str(self._task_meta(bytes_to_str(task_id), _stored_bytes(stored))["status"])
+        except (InvalidStoredResult, ValueError):
+            return None  # not a result: the task's own write replaces it
+
+    # -- storing results ---------------------------------------------------------
 
     def _store_result(
         self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
@@ -169,14 +258,14 @@ class StorageBackend(KeyValueStoreBackend):
         name = self.get_key_for_task(task_id)
         payload = self.encode(meta)
         if self.adapter.conditional_writes:
-            self._store_conditionally(name, payload, final=state == states.SUCCESS)
+            self._store_conditionally(task_id, name, payload, final=state == states.SUCCESS)
         else:
             # Celery's rule, with one read: a late duplicate never overwrites SUCCESS.
-            if self._get_task_meta_for(task_id)["status"] != states.SUCCESS:
+            if self._stored_status(task_id, self.adapter.read(name)) != states.SUCCESS:
                 self.set(name, payload)
         return result
 
-    def _store_conditionally(self, name: str, payload: bytes, final: bool) -> None:
+    def _store_conditionally(self, task_id: str, name: str, payload: bytes, final: bool) -> None:
         """Write unless SUCCESS is stored, atomically, usually in one request.
 
         The version of a result this process wrote last lets its next state
@@ -197,7 +286,7 @@ class StorageBackend(KeyValueStoreBackend):
             if current is None:
                 mode = CREATE
                 continue
-            if self.decode(_stored_bytes(current)).get("status") == states.SUCCESS:
+            if self._stored_status(task_id, current) == states.SUCCESS:
                 self._remember(name, None)
                 return
             if current.version is None:
@@ -212,10 +301,6 @@ class StorageBackend(KeyValueStoreBackend):
     # -- chords ------------------------------------------------------------------
 
     @property
-    def _chords(self) -> ChordMarkers | ChordStates:
-        return ChordMarkers(self) if self.adapter.prefix_listing else ChordStates(self)
-
-    @property
     def native_chords(self) -> bool:
         """Chords count their header tasks in storage, without chord_unlock polling."""
         return self.adapter.conditional_writes
@@ -226,12 +311,12 @@ class StorageBackend(KeyValueStoreBackend):
         self.ensure_chords_allowed()
         header_result = self.app.GroupResult(*header_result_args)
         header_result.save(backend=self)
-        self._chords.start(header_result.id, len(header_result.results))
+        self.chord_counter.start(header_result.id, len(header_result.results))
         return None
 
     def set_chord_size(self, group_id: str, chord_size: int) -> None:
         if self.native_chords:
-            self._chords.set_size(group_id, chord_size)
+            self.chord_counter.set_size(group_id, chord_size)
 
     def on_chord_part_return(self, request: Any, state: str, result: Any, **kwargs: Any) -> None:
         group_id = getattr(request, "group", None)
@@ -239,7 +324,7 @@ class StorageBackend(KeyValueStoreBackend):
             return
         callback = maybe_signature(request.chord, app=self.app)
         try:
-            completed = self._chords.record(group_id, request.id)
+            completed = self.chord_counter.record(group_id, request.id)
         except Exception as exc:  # the chord can never complete: fail it, do not hang
             logger.exception("Chord %s: cannot record header task %s", group_id, request.id)
             self.chord_error_from_stack(callback, ChordError(f"cannot record a header task: {exc!r}"))
@@ -272,7 +357,7 @@ class StorageBackend(KeyValueStoreBackend):
         finally:
             if header is not None:
                 header.delete(backend=self)
-            self._chords.forget(group_id)
+            self.chord_counter.forget(group_id)
 
     # -- retries and expiry ------------------------------------------------------
 
@@ -327,41 +412,23 @@ if hasattr(os, "register_at_fork"):  # every platform that can fork
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def _result_problem(meta: Any, task_id: str) -> str | None:
+    """Why a decoded object is not the stored result of task_id, or None when it is."""
+    if not isinstance(meta, dict):
+        return f"it holds a {type(meta).__name__}, not a result"
+    status = meta.get("status")
+    if not isinstance(status, str) or not status:
+        return "it has no status"
+    if "result" not in meta:
+        return "it has no result field"
+    if bytes_to_str(meta.get("task_id") or "") != task_id:
+        return "it is not stored for this task id"
+    return None
+
+
 def _stored_bytes(stored: StoredObject) -> bytes:
     return codec.unlabel(stored.data, stored.content_encoding)
 
 
 def _as_bytes(value: bytes | str) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
-
-
-def _positive_int(value: Any, default: int, setting: str) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ImproperlyConfigured(f"{setting} must be a positive integer, not {value!r}")
-    return value
-
-
-def _exception_classes(value: Any) -> tuple[type[BaseException], ...]:
-    """result_safe_to_retry: exception classes or dotted paths to them."""
-    if not value:
-        return ()
-    items = [value] if isinstance(value, (str, type)) else list(value)
-    classes = []
-    for item in items:
-        cls = item
-        if isinstance(item, str):
-            try:
-                cls = import_string(item)
-            except ImportError as exc:
-                raise ImproperlyConfigured(
-                    f"CELERY_RESULT_SAFE_TO_RETRY (result_safe_to_retry): cannot import {item!r}: {exc}"
-                ) from None
-        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
-            raise ImproperlyConfigured(
-                f"CELERY_RESULT_SAFE_TO_RETRY (result_safe_to_retry) must list exception "
-                f"classes or their dotted paths; {item!r} is not one"
-            )
-        classes.append(cls)
-    return tuple(classes)

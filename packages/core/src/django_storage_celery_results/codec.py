@@ -8,11 +8,9 @@ Celery writes and reads the same bytes.
 
 from __future__ import annotations
 
-from kombu.compression import compress, decompress, get_encoder
-from kombu.compression import encoders as compression_encoders
+from kombu.compression import compress, decompress
 
 from .adapters import Content
-from .exceptions import ImproperlyConfigured
 
 COMPRESSED_MARKER = b"\x00celery-compressed\x00"
 OCTET_STREAM = "application/octet-stream"
@@ -25,19 +23,6 @@ _HTTP_ENCODINGS = {
     "application/zstd": "zstd",
 }
 _KOMBU_CONTENT_TYPES = {token: content_type for content_type, token in _HTTP_ENCODINGS.items()}
-
-
-def check_compression(method: str | None) -> str | None:
-    if not method:
-        return None
-    try:
-        get_encoder(method)
-    except KeyError:
-        raise ImproperlyConfigured(
-            f"result_compression = {method!r} is not a known compression; "
-            f"choose one of {', '.join(sorted(compression_encoders()))}"
-        ) from None
-    return method
 
 
 def pack(payload: bytes, method: str | None) -> bytes:

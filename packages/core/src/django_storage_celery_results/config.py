@@ -1,4 +1,8 @@
-"""Turns the result settings into a storage class, its options and an adapter.
+"""Every setting of the backend, read in one place.
+
+``BackendSettings.from_conf`` reads the Celery app's configuration once;
+``resolve`` turns the storage settings into a storage class, its options
+and an adapter.
 
 ``result_storage`` (``CELERY_RESULT_STORAGE`` in Django settings) may be:
 
@@ -22,6 +26,8 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage
 from django.utils.module_loading import import_string
+from kombu.compression import encoders as compression_encoders
+from kombu.compression import get_encoder
 
 from .adapters import StorageAdapter
 from .exceptions import ImproperlyConfigured
@@ -31,6 +37,9 @@ from .providers import KNOWN_PRESETS, Provider, registry
 STORAGE_SETTING = "CELERY_RESULT_STORAGE (result_storage)"
 CONFIG_SETTING = "CELERY_RESULT_STORAGE_CONFIG (result_storage_config)"
 ADAPTER_SETTING = "CELERY_RESULT_STORAGE_ADAPTER (result_storage_adapter)"
+SAFE_TO_RETRY_SETTING = "CELERY_RESULT_SAFE_TO_RETRY (result_safe_to_retry)"
+CONCURRENCY_SETTING = "result_storage_concurrency"
+DEFAULT_CONCURRENCY = 16
 DEFAULT_FOLDER = "celery-results"
 
 #: Where the usual third-party storage modules come from, for install hints.
@@ -67,6 +76,70 @@ class StorageConfig:
     @property
     def class_path(self) -> str:
         return f"{self.storage_class.__module__}.{self.storage_class.__qualname__}"
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendSettings:
+    """The backend's settings, checked: a bad value fails here, naming its setting."""
+
+    storage: StorageConfig
+    compression: str | None
+    safe_to_retry: tuple[type[BaseException], ...]
+    concurrency: int
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> BackendSettings:
+        return cls(
+            storage=resolve(conf),
+            compression=_compression(conf.get("result_compression")),
+            safe_to_retry=_exception_classes(conf.get("result_safe_to_retry")),
+            concurrency=_positive_int(conf.get("result_storage_concurrency"), DEFAULT_CONCURRENCY),
+        )
+
+
+def _compression(method: str | None) -> str | None:
+    if not method:
+        return None
+    try:
+        get_encoder(method)
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"result_compression = {method!r} is not a known compression; "
+            f"choose one of {', '.join(sorted(compression_encoders()))}"
+        ) from None
+    return method
+
+
+def _positive_int(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{CONCURRENCY_SETTING} must be a positive integer, not {value!r}")
+    return value
+
+
+def _exception_classes(value: Any) -> tuple[type[BaseException], ...]:
+    """result_safe_to_retry: exception classes or dotted paths to them."""
+    if not value:
+        return ()
+    items = [value] if isinstance(value, (str, type)) else list(value)
+    classes = []
+    for item in items:
+        cls = item
+        if isinstance(item, str):
+            try:
+                cls = import_string(item)
+            except ImportError as exc:
+                raise ImproperlyConfigured(
+                    f"{SAFE_TO_RETRY_SETTING}: cannot import {item!r}: {exc}"
+                ) from None
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise ImproperlyConfigured(
+                f"{SAFE_TO_RETRY_SETTING} must list exception classes or their dotted paths; "
+                f"{item!r} is not one"
+            )
+        classes.append(cls)
+    return tuple(classes)
 
 
 def redact(text: str, options: Mapping[str, Any]) -> str:

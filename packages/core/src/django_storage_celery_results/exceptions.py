@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from celery.exceptions import BackendError
 from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
 from django.core.exceptions import ImproperlyConfigured as DjangoImproperlyConfigured
 
@@ -18,6 +19,18 @@ class InvalidResultId(ValueError):
 
 class VersionMismatch(Exception):
     """A conditional write lost: the object exists (create) or changed (update)."""
+
+
+class InvalidStoredResult(BackendError, ValueError):
+    """What the storage holds under a result's name is not a Celery result.
+
+    The message names the task or group id and where it is stored, never
+    the stored bytes.
+    """
+
+    def __init__(self, message: str, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
 
 
 class ResultStoreMisconfigured(ImproperlyConfigured):
