@@ -13,12 +13,27 @@ from django.core import checks
 from django.core.files.storage import FileSystemStorage
 
 from .adapters import StorageAdapter
+from .catalogue import Catalogue, CheckId
 from .config import StorageConfig, resolve
 from .exceptions import ImproperlyConfigured
 from .providers import missing_provider_for, registry
 
 OUR_BACKENDS = ("django-storage", "django_storage_celery_results.backends.StorageBackend")
-NO_APP = "django_storage_celery_results.W004"
+
+#: The ids of core's own checks (the providers' are in their packages).
+CHECKS = Catalogue(
+    "django_storage_celery_results",
+    CheckId("E001", "the result storage settings cannot be resolved (the message names the setting)"),
+    CheckId(
+        "W001", "results are stored in a folder the web server may publish (MEDIA_ROOT, STATIC_ROOT, ...)"
+    ),
+    CheckId("W002", "a storage that a provider package would serve better is served by the generic adapter"),
+    CheckId("W003", "an installed result storage provider failed to load"),
+    CheckId(
+        "W004", "no Celery app uses this backend, so nothing was checked (the message says what to import)"
+    ),
+    CheckId("I001", "no result storage is configured: results go to the default folder"),
+)
 
 
 def uses_storage_backend(conf: Any) -> bool:
@@ -61,22 +76,22 @@ def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.
     if current is None:
         return list(no_app_warnings())
     if isinstance(current, ImproperlyConfigured):
-        return [checks.Error(current.message, hint=current.hint, id="django_storage_celery_results.E001")]
+        return [CHECKS.message("E001", current.message, current.hint)]
     conf, config, adapter = current
     messages = list(web_served_warnings(adapter.storage))
     if not conf.get("result_storage"):
         messages.append(
-            checks.Info(
+            CHECKS.message(
+                "I001",
                 f"Celery results are stored in the default {adapter.describe()}.",
-                hint="Name the folder with CELERY_RESULT_STORAGE = 'filesystem' and "
+                "Name the folder with CELERY_RESULT_STORAGE = 'filesystem' and "
                 "CELERY_RESULT_STORAGE_CONFIG = {'location': ...} so that web and worker "
                 "processes surely share it.",
-                id="django_storage_celery_results.I001",
             )
         )
     messages.extend(provider_warnings(config.storage_class, config.provider is not None))
     if config.provider is not None and config.provider.checks is not None:
-        messages.extend(config.provider.checks(adapter))
+        messages.extend(config.provider.checks(adapter, config))
     return messages
 
 
@@ -101,14 +116,14 @@ def no_app_warnings() -> Iterable[checks.CheckMessage]:
     app = project_app()
     unchecked = "so the result storage settings were not checked (nor, with --deploy, the storage)"
     if app is None:
-        yield checks.Warning(
-            f"No Celery app was found when Django started, {unchecked}.", hint=_import_hint(), id=NO_APP
+        yield CHECKS.message(
+            "W004", f"No Celery app was found when Django started, {unchecked}.", _import_hint()
         )
     elif not app.conf.get("result_backend"):
-        yield checks.Warning(
+        yield CHECKS.message(
+            "W004",
             f"The Celery app {app.main!r} has no result backend, {unchecked}; its results are not stored.",
-            hint=_backend_hint(),
-            id=NO_APP,
+            _backend_hint(),
         )
 
 
@@ -156,18 +171,18 @@ def expires_seconds(conf: Any) -> float | None:
 
 def provider_warnings(storage_class: type, served: bool) -> Iterable[checks.CheckMessage]:
     for name, error in registry().broken.items():
-        yield checks.Warning(
+        yield CHECKS.message(
+            "W003",
             f"The result storage provider {name!r} failed to load: {error}",
-            hint="Reinstall or upgrade that package, or uninstall it.",
-            id="django_storage_celery_results.W003",
+            "Reinstall or upgrade that package, or uninstall it.",
         )
     distribution = None if served else missing_provider_for(storage_class)
     if distribution:
-        yield checks.Warning(
+        yield CHECKS.message(
+            "W002",
             f"{storage_class.__name__} is served by the generic adapter: a read before "
             "every write, no atomic updates, chords by polling.",
-            hint=f"pip install {distribution}",
-            id="django_storage_celery_results.W002",
+            f"pip install {distribution}",
         )
 
 
@@ -177,12 +192,12 @@ def web_served_warnings(storage: Any) -> Iterable[checks.CheckMessage]:
     location = os.path.realpath(storage.location)
     for setting, folder in _web_served_folders():
         if _inside(location, os.path.realpath(folder)):
-            yield checks.Warning(
+            yield CHECKS.message(
+                "W001",
                 f"Celery results are stored in {location}, inside {setting} "
                 f"({folder}), which the web server may publish.",
-                hint="Set CELERY_RESULT_STORAGE_CONFIG = {'location': ...} to a "
+                "Set CELERY_RESULT_STORAGE_CONFIG = {'location': ...} to a "
                 "folder that is not served, or leave it unset for the default.",
-                id="django_storage_celery_results.W001",
             )
 
 
