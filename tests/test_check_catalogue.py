@@ -116,3 +116,17 @@ def test_the_public_shape_for_documentation_tables():
     for catalogue in (CORE_CHECKS, *PROVIDERS.values()):
         rows = [(catalogue.full_id(entry), entry.level, entry.meaning) for entry in catalogue]
         assert rows and all(level in ("error", "warning", "info") for _id, level, _meaning in rows)
+
+
+DOCS_TABLE = re.compile(r"<!-- checks:begin (\S+) -->\n(.*?)<!-- checks:end -->", re.S)
+ROW = re.compile(r"^\| `(?P<id>[\w.]+)` \| (?P<level>\w+) \|", re.M)
+
+
+def test_the_checks_page_lists_every_catalogued_id_with_its_level():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "checks.md").read_text()
+    tables = {package: table for package, table in DOCS_TABLE.findall(page)}
+    catalogues = [CORE_CHECKS, *PROVIDERS.values()]
+    assert sorted(tables) == sorted(catalogue.package for catalogue in catalogues)
+    for catalogue in catalogues:
+        documented = {row["id"]: row["level"] for row in ROW.finditer(tables[catalogue.package])}
+        assert documented == {catalogue.full_id(entry): entry.level for entry in catalogue}, catalogue.package

@@ -1,14 +1,7 @@
 """Azure Blob Storage provider for django-storage-celery-results.
 
-Errors: a missing container (``ContainerNotFound``), rejected credentials
-(``AuthenticationFailed``, ``AuthorizationFailure``, ...) and credentials that
-may not read (``AuthorizationPermissionMismatch``) raise
-``django_storage_celery_results.exceptions.ResultStoreMisconfigured`` naming
-the container and ``CELERY_RESULT_STORAGE_CONFIG['azure_container']`` /
-``AZURE_CONTAINER``, in the worker and in the client, instead of the SDK's
-raw error; a missing result is ``BlobNotFound`` and reads as PENDING.
-
-Check ids: ``CHECKS``.
+A missing container or refused credentials raise ``ResultStoreMisconfigured``
+(docs/providers/azure.md#misconfigured). Check ids: ``CHECKS``.
 """
 
 from django_storage_celery_results.providers import Provider

@@ -1,21 +1,8 @@
 """Google Cloud Storage provider for django-storage-celery-results.
 
-Errors: a missing bucket, and credentials that are rejected (401, a failed
-token refresh) or may not read (403), raise
-``django_storage_celery_results.exceptions.ResultStoreMisconfigured`` naming
-the bucket and ``CELERY_RESULT_STORAGE_CONFIG['bucket_name']`` /
-``GS_BUCKET_NAME``, in the worker and in the client, instead of reading as
-PENDING. A write's 404 can only mean a missing bucket. A read's 404 is the
-same for a missing result and for a missing bucket (GCS tells them apart
-only in the wording of its message, which is not part of the API, and
-fake-gcs-server not at all), so the adapter trusts a 404 once the bucket has
-answered any read or write of this process; before that, the first 404 is
-taken at its word and the second costs one listing of that key (a 404 there
-is a missing bucket), made at most once per process. A client polling a
-result in a missing bucket so gets the error at its second poll.
-
-Check ids: ``CHECKS``. The private google-cloud-storage APIs used are in
-``internals.py``.
+A missing bucket or refused credentials raise ``ResultStoreMisconfigured``
+(docs/providers/gcs.md#misconfigured). Check ids: ``CHECKS``. The private
+google-cloud-storage APIs used are in ``internals.py``.
 """
 
 from django_storage_celery_results.providers import Provider

@@ -2,7 +2,7 @@
 
 The adapter and the connectivity check both classify with ``ERRORS``; how a
 404 on a read is told apart from a missing bucket (``NotFoundReads``) is in
-the package docstring.
+docs/providers/gcs.md#misconfigured.
 """
 
 from __future__ import annotations

@@ -1,21 +1,7 @@
 """S3 provider for django-storage-celery-results.
 
-Errors: a missing bucket (``NoSuchBucket``), rejected credentials
-(``InvalidAccessKeyId``, ``SignatureDoesNotMatch``, an expired token) and
-credentials that may not read results raise
-``django_storage_celery_results.exceptions.ResultStoreMisconfigured`` naming
-the bucket and ``CELERY_RESULT_STORAGE_CONFIG['bucket_name']`` /
-``AWS_STORAGE_BUCKET_NAME``, in the worker and in the client, instead of
-reading as PENDING. A missing result is ``404 NoSuchKey``, or ``403
-AccessDenied`` for credentials without ``s3:ListBucket``: the first time a
-read is refused with 403 in a process, the adapter lists that one key. If
-the listing is refused too, the credentials lack ``s3:ListBucket`` and every
-403 on a read means "no result yet" from then on, with no further request
-(the documented setup keeps working). If the listing is allowed, a 403 means
-a missing result only when the key is not listed; a listed key that cannot
-be read is an error (grant ``s3:GetObject``, and ``kms:Decrypt`` for SSE-KMS).
-
-Check ids: ``CHECKS`` (``django_storage_celery_results_s3.E010`` ...).
+A missing bucket or refused credentials raise ``ResultStoreMisconfigured``
+(docs/providers/s3.md#misconfigured). Check ids: ``CHECKS``.
 """
 
 from django_storage_celery_results.providers import Provider

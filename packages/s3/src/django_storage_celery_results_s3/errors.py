@@ -1,7 +1,7 @@
 """What botocore's errors mean for results: the one place S3 error codes are read.
 
 The adapter and the connectivity check both classify with ``ERRORS``; how a
-403 on a read is told apart (``ForbiddenReads``) is in the package docstring.
+403 on a read is told apart (``ForbiddenReads``) is in docs/providers/s3.md#misconfigured.
 """
 
 from __future__ import annotations
