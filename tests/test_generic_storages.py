@@ -32,8 +32,8 @@ from django.utils.module_loading import import_string
 from django_storage_celery_results.checks import redacted
 from django_storage_celery_results.expiry import CleanupReport
 from django_storage_celery_results.redact import StorageError
-from tests.file_servers import PASSWORD
-from tests.storages import MinimalStorage, counting
+from support.file_servers import PASSWORD
+from support.storages import MinimalStorage, counting
 
 FTP = "storages.backends.ftp.FTPStorage"
 SFTP = "storages.backends.sftpstorage.SFTPStorage"
