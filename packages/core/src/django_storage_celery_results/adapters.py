@@ -9,6 +9,7 @@ Vocabulary borrowed from object stores: a put either overwrites, creates
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -131,6 +132,18 @@ class StorageAdapter(abc.ABC):
     def is_retryable(self, exc: BaseException) -> bool:
         """True for transient errors worth another try (throttling, timeouts)."""
         return isinstance(exc, (ConnectionError, TimeoutError))
+
+    @contextlib.contextmanager
+    def redacting(self, doing: str) -> Iterator[None]:
+        """Re-raise the storage's errors, as a redacted StorageError where
+        their text would show a credential ("reading 'x' from" + describe())."""
+        try:
+            yield
+        except Exception as exc:
+            error = self.redact.error(exc, f"{doing} {self.describe()}")
+            if error is exc:
+                raise
+            raise error from None  # the original's text and chain would show it again
 
     def describe(self) -> str:
         """Where results go, for logs and checks; never includes credentials."""

@@ -9,7 +9,6 @@ show a credential is raised as a redacted ``StorageError``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ftplib
 from collections.abc import Callable, Iterator
@@ -47,19 +46,8 @@ class GenericAdapter(StorageAdapter):
         #: How to tell and create a folder the storage cannot create itself.
         self.folder = folder_of(storage)
 
-    @contextlib.contextmanager
-    def _redacted(self, doing: str) -> Iterator[None]:
-        """Re-raise the storage's errors, redacted where they show a credential."""
-        try:
-            yield
-        except Exception as exc:
-            error = self.redact.error(exc, f"{doing} {self.describe()}")
-            if error is exc:
-                raise
-            raise error from None  # the original's text and chain would show it again
-
     def read(self, name: str) -> StoredObject | None:
-        with self._redacted(f"reading {name!r} from"):
+        with self.redacting(f"reading {name!r} from"):
             for attempt in range(1, READ_ATTEMPTS + 1):
                 try:
                     with self.storage.open(name, "rb") as handle:
@@ -93,7 +81,7 @@ class GenericAdapter(StorageAdapter):
     ) -> str | None:
         if mode != OVERWRITE:
             raise NotImplementedError("the generic adapter cannot write conditionally")
-        with self._redacted(f"writing {name!r} to"):
+        with self.redacting(f"writing {name!r} to"):
             try:
                 self._save(name, data)
             except Exception:
@@ -117,7 +105,7 @@ class GenericAdapter(StorageAdapter):
                 raise OSError(f"storage would not write {name!r} in place")
 
     def delete(self, name: str) -> None:
-        with self._redacted(f"deleting {name!r} from"):
+        with self.redacting(f"deleting {name!r} from"):
             try:
                 self.storage.delete(name)
             except Exception as exc:
@@ -127,7 +115,7 @@ class GenericAdapter(StorageAdapter):
     def list(
         self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
     ) -> Iterator[ListedObject]:
-        with self._redacted("listing"):
+        with self.redacting("listing"):
             try:
                 _folders, files = self.storage.listdir("")
             except Exception as exc:
