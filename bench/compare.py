@@ -82,7 +82,8 @@ EMULATOR = {"filesystem": "a temp folder", "s3": "moto server", "gcs": "fake-gcs
 #: The goals: ours at this ratio to the raw client or better, in this many requests.
 GOAL_RATIO = 0.9
 GOAL_REQUESTS = 1
-#: The folder's operations take microseconds: it runs this many times --ops, so that a timed run is not noise.
+#: The folder's operations up to 64 KiB take microseconds: it runs this many
+#: times --ops of them, so that a timed run is not all noise.
 FOLDER_OPS = 10
 LABELS = {"ours": "ours", "celery": "Celery's own", "earlier": "earlier 0.0.2b1"}
 COLOURS = {"ours": "#1f77b4", "celery": "#ff7f0e", "earlier": "#7f7f7f"}
@@ -121,7 +122,10 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--ops", type=int, default=30, help="operations per timed run of a target (default 30)"
+        "--ops", type=int, default=20, help="operations per timed run of a target (default 20)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed runs per target, best counts (default 5)"
     )
     parser.add_argument("--storages", default=",".join(STORAGES), help="comma-separated, default all")
     parser.add_argument(
@@ -168,13 +172,15 @@ def raw_runs(
     return raw_operations(write, read, count)
 
 
-def measure_storage(
-    name: str, sizes: list[int], count: int, versions: dict[str, str], results: Results
-) -> None:
+def operations_per_run(name: str, size: int, ops: int) -> int:
+    return ops * FOLDER_OPS if name == "filesystem" and size <= 64 * 1024 else ops
+
+
+def measure_storage(name: str, args: argparse.Namespace, versions: dict[str, str], results: Results) -> None:
     began = time.perf_counter()
     with storage(name) as (targets, counter):
         assert targets.earlier is not None
-        earlier = EarlierPackage(*targets.earlier, count=count)
+        earlier = EarlierPackage(*targets.earlier, repeats=args.repeats)
         versions.update({f"{package} (earlier's virtualenv)": v for package, v in earlier.versions.items()})
         folder = name == "filesystem"
         counters: dict[str, CallCounter | None] = {
@@ -185,19 +191,20 @@ def measure_storage(
             "earlier": earlier.path_calls if folder else counter,
         }
         try:
-            for size in sizes:
+            for size in args.sizes:
+                count = operations_per_run(name, size, args.ops)
                 result = sized_result(size)
                 encoded = targets.ours.backend.encode({"status": "SUCCESS", "result": result})
                 local = {
                     "raw": raw_runs(targets, size, encoded, count),
-                    "ours": backend_operations(targets.ours.backend, count, result),
-                    "celery": backend_operations(targets.celery[1].backend, count, result),
+                    "ours": backend_operations(targets.ours.backend, count, result, args.repeats),
+                    "celery": backend_operations(targets.celery[1].backend, count, result, args.repeats),
                 }
                 # Stores first: the reads read what they stored.
                 for operation in OPERATIONS:
                     batches = {target: timed(runs[operation]) for target, runs in local.items()}
-                    batches["earlier"] = earlier.batch(operation, size)
-                    for item in compare_batches(operation, batches, count, counters):
+                    batches["earlier"] = earlier.batch(operation, size, count)
+                    for item in compare_batches(operation, batches, count, counters, args.repeats):
                         results.cells[(name, size, operation, item.target)] = item
                 print(f"{name} {human(size)} done at {time.perf_counter() - began:.0f} s", file=sys.stderr)
         finally:
@@ -286,11 +293,11 @@ def markdown(
         f"({platform.machine()}, {platform.system()}, shared), "
         f"Python {platform.python_version()}.",
         "",
-        "Each cell: throughput as a ratio to the raw client's in the same run (best of 3 interleaved "
-        f"runs of {args.ops} operations per target, {args.ops * FOLDER_OPS} on the folder; higher is "
-        "better), then requests per operation as counted by the counting proxy (for the folder: calls "
-        "that name a path; `?`: Celery's `file://` binds `open` at import, so its calls cannot be "
-        "counted). The raw client's column gives its operations per second. "
+        "Each cell: throughput as a ratio to the raw client's in the same run (best of "
+        f"{args.repeats} interleaved runs of {args.ops} operations per target, {args.ops * FOLDER_OPS} on "
+        "the folder up to 64 KiB; higher is better), then requests per operation as counted by the "
+        "counting proxy (for the folder: calls that name a path; `?`: Celery's `file://` binds `open` "
+        "at import, so its calls cannot be counted). The raw client's column gives its operations per second. "
         f"Storages: {', '.join(f'{n} on {EMULATOR[n]}' for n in args.storages)}. Raw client and Celery's own "
         f"backend per storage: {legend}. A result of N bytes is a string of N characters, stored as Celery's "
         "JSON meta (N plus about 150 bytes).",
@@ -379,8 +386,7 @@ def main() -> None:
     versions = versions_here()
     results = Results()
     for name in args.storages:
-        count = args.ops * FOLDER_OPS if name == "filesystem" else args.ops
-        measure_storage(name, args.sizes, count, versions, results)
+        measure_storage(name, args, versions, results)
     seconds = time.perf_counter() - started
     RESULTS.mkdir(exist_ok=True)
     draw(results, args.storages, args.sizes, RESULTS / "compare.png")

@@ -70,7 +70,7 @@ class EarlierPackage:
     """The subprocess, configured as the earlier package's docs say:
     `django_storage_celery_results.backends.StorageBackend` over one Storage."""
 
-    def __init__(self, storage: str, config: dict[str, Any], count: int) -> None:
+    def __init__(self, storage: str, config: dict[str, Any], repeats: int) -> None:
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [str(earlier_python()), __file__],
@@ -84,7 +84,7 @@ class EarlierPackage:
         self._calls: int | None = None
         #: (operation, size) -> the exception type its runs raised; their timed runs count as endless.
         self.failures: dict[tuple[str, int], str] = {}
-        self.versions = self._call({"storage": storage, "config": config, "count": count})["versions"]
+        self.versions = self._call({"storage": storage, "config": config, "repeats": repeats})["versions"]
 
     def _call(self, command: dict[str, Any]) -> dict[str, Any]:
         assert self.process.stdin and self.process.stdout
@@ -98,12 +98,13 @@ class EarlierPackage:
             )
         return json.loads(answer)
 
-    def batch(self, operation: str, size: int) -> Batch:
+    def batch(self, operation: str, size: int, count: int) -> Batch:
         def run(indices: range) -> float:
             answer = self._call(
                 {
                     "operation": operation,
                     "size": size,
+                    "count": count,
                     "start": indices.start,
                     "stop": indices.stop,
                     "count_calls": self._count_calls,
@@ -153,7 +154,8 @@ def serve(commands: IO[str], answers: IO[str]) -> None:
         command = json.loads(line)
         size = command["size"]
         if size not in runs:
-            runs[size] = backend_operations(app.backend, setup["count"], sized_result(size))
+            result = sized_result(size)
+            runs[size] = backend_operations(app.backend, command["count"], result, setup["repeats"])
         batch = timed(runs[size][command["operation"]])
         indices = range(command["start"], command["stop"])
         answer: dict[str, Any] = {"calls": None}

@@ -84,12 +84,16 @@ def timed(run: Callable[[int], object]) -> Batch:
 
 
 def compare_batches(
-    operation: str, batches: dict[str, Batch], count: int, counters: dict[str, CallCounter | None]
+    operation: str,
+    batches: dict[str, Batch],
+    count: int,
+    counters: dict[str, CallCounter | None],
+    repeats: int = 3,
 ) -> list[Measurement]:
     """compare() for targets that time themselves (one in another process, say),
-    each with a counter of its own (or none)."""
+    each with a counter of its own (or none), best of repeats runs."""
     rates: dict[str, list[float]] = {target: [] for target in batches}
-    for repeat in range(3):
+    for repeat in range(repeats):
         for target, batch in batches.items():
             rates[target].append(count / batch(range(repeat * count, (repeat + 1) * count)))
     measurements = []
@@ -98,7 +102,7 @@ def compare_batches(
         counter = counters.get(target)
         if counter is not None:
             with counter() as counted:
-                batch(range(3 * count, 3 * count + 1))
+                batch(range(repeats * count, repeats * count + 1))
             calls = counted()
         measurements.append(Measurement(target, operation, max(rates[target]), calls))
     return measurements
@@ -171,12 +175,13 @@ def sized_result(size: int) -> str:
     return "x" * size
 
 
-def backend_operations(backend: Any, count: int, result: object = PAYLOAD) -> Runs:
-    """The OPERATIONS through a Celery result backend, each on ids of its own."""
+def backend_operations(backend: Any, count: int, result: object = PAYLOAD, repeats: int = 3) -> Runs:
+    """The OPERATIONS through a Celery result backend, each on ids of its own
+    (enough for repeats timed runs of count and one counted operation)."""
     from celery import states
 
-    ids = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
-    two_step = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
+    ids = [str(uuid.uuid4()) for _ in range(repeats * count + 1)]
+    two_step = [str(uuid.uuid4()) for _ in range(repeats * count + 1)]
 
     def store(i: int) -> None:
         backend.store_result(ids[i], result, states.SUCCESS)
