@@ -297,7 +297,8 @@ def markdown(
         f"{args.repeats} interleaved runs of {args.ops} operations per target, {args.ops * FOLDER_OPS} on "
         "the folder up to 64 KiB; higher is better), then requests per operation as counted by the "
         "counting proxy (for the folder: calls that name a path; `?`: Celery's `file://` binds `open` "
-        "at import, so its calls cannot be counted). The raw client's column gives its operations per second. "
+        "at import, so its calls cannot be counted). The raw client's column gives its operations "
+        "per second. "
         f"Storages: {', '.join(f'{n} on {EMULATOR[n]}' for n in args.storages)}. Raw client and Celery's own "
         f"backend per storage: {legend}. A result of N bytes is a string of N characters, stored as Celery's "
         "JSON meta (N plus about 150 bytes).",
