@@ -71,7 +71,7 @@ class EarlierPackage:
     `django_storage_celery_results.backends.StorageBackend` over one Storage."""
 
     def __init__(self, storage: str, config: dict[str, Any], repeats: int) -> None:
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
             [str(earlier_python()), __file__],
             stdin=subprocess.PIPE,
