@@ -25,18 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import ObjectStoreTargets, run_object_store_benchmark
-from tests.emulators import CountingProxy, azurite_connection_string, start_azurite
+from support.proxy import CountingProxy
+from support.stores.azure import AzureStore, azurite_connection_string
 
 
 def start() -> tuple[CountingProxy, Callable[[], None]]:
-    azurite = start_azurite()
-    proxy = CountingProxy(azurite.url)
-
-    def stop() -> None:
-        proxy.close()
-        azurite.stop()
-
-    return proxy, stop
+    emulator = AzureStore.start()
+    return emulator.proxy, emulator.stop
 
 
 def prepare(proxy: CountingProxy) -> ObjectStoreTargets:

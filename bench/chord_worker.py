@@ -15,8 +15,8 @@ from contextlib import ExitStack
 
 from celery import signals
 
-from tests.fscalls import touching
-from tests.settings import *  # noqa: F403
+from support.fscalls import touching
+from support.project.settings import *  # noqa: F403
 
 for _name, _value in json.loads(os.environ.get("BENCH_CELERY") or "{}").items():
     globals()[f"CELERY_{_name.upper()}"] = _value

@@ -42,24 +42,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import setup_django
-from tests.emulators import (
-    CountingProxy,
-    RedisServer,
-    Worker,
-    azurite_connection_string,
-    free_port,
-    start_azurite,
-    start_fake_gcs,
-    start_moto,
-)
-from tests.fscalls import Touched, touching
+from support.fscalls import Touched, touching
+from support.processes import RedisServer, Worker
+from support.proxy import CountingProxy
+from support.stores.azure import AzureStore, azurite_connection_string
+from support.stores.gcs import GCSStore
+from support.stores.s3 import S3_CREDENTIALS, S3Store, s3_client
 
 STORAGES = ("filesystem", "s3", "gcs", "azure")
 PROCESSES = 4  # the default of --processes
 WARM_UP = 16
 #: Longest wait for a chord's callback, in seconds.
 TIMEOUT = 180
-S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
 RECEIVED = re.compile(r"Task (\S+)\[([0-9a-f-]+)\] received")
 BENCH_TASK = re.compile(r"bench-task (\{.*\})")
 
@@ -133,17 +127,9 @@ def filesystem(work: Path) -> Iterator[list[Target]]:
 
 @contextlib.contextmanager
 def s3() -> Iterator[list[Target]]:
-    import boto3
-
-    moto = start_moto()
-    proxy = CountingProxy(moto.url)
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        aws_access_key_id=S3_CREDENTIALS["access_key"],
-        aws_secret_access_key=S3_CREDENTIALS["secret_key"],
-        region_name=S3_CREDENTIALS["region_name"],
-    )
+    emulator = S3Store.start()
+    proxy = emulator.proxy
+    client = s3_client(emulator.server.url)
 
     def bucket() -> dict:
         name = f"chords-{uuid.uuid4().hex[:12]}"
@@ -170,8 +156,7 @@ def s3() -> Iterator[list[Target]]:
             ),
         ]
     finally:
-        proxy.close()
-        moto.stop()
+        emulator.stop()
 
 
 @contextlib.contextmanager
@@ -179,8 +164,8 @@ def gcs() -> Iterator[list[Target]]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    proxy = CountingProxy(f"http://127.0.0.1:{free_port()}")
-    server = start_fake_gcs(proxy.upstream_port, external_url=proxy.url)
+    emulator = GCSStore.start()
+    proxy, server = emulator.proxy, emulator.server
     # The storage's client, in the workers (which inherit it) and here, is
     # anonymous and goes through the proxy: GoogleCloudStorage takes no endpoint.
     os.environ["STORAGE_EMULATOR_HOST"] = proxy.url
@@ -203,17 +188,16 @@ def gcs() -> Iterator[list[Target]]:
         ]
     finally:
         del os.environ["STORAGE_EMULATOR_HOST"]
-        server.stop()
-        proxy.close()
+        emulator.stop()
 
 
 @contextlib.contextmanager
 def azure() -> Iterator[list[Target]]:
     from azure.storage.blob import BlobServiceClient
 
-    azurite = start_azurite()
-    proxy = CountingProxy(azurite.url)
-    service = BlobServiceClient.from_connection_string(azurite_connection_string(azurite.url))
+    emulator = AzureStore.start()
+    proxy = emulator.proxy
+    service = BlobServiceClient.from_connection_string(azurite_connection_string(emulator.server.url))
     connection_string = azurite_connection_string(proxy.url)
 
     def container() -> str:
@@ -241,8 +225,7 @@ def azure() -> Iterator[list[Target]]:
             ),
         ]
     finally:
-        proxy.close()
-        azurite.stop()
+        emulator.stop()
 
 
 # -- one configuration -------------------------------------------------------------------

@@ -55,7 +55,7 @@ from bench.harness import (
     sized_result,
     timed,
 )
-from tests.emulators import AZURITE_DIR
+from support.stores.azure import AZURITE_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"

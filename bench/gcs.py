@@ -31,15 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import ObjectStoreTargets, run_object_store_benchmark
-from tests.emulators import CountingProxy, free_port, start_fake_gcs
+from support.proxy import CountingProxy
+from support.stores.gcs import GCSStore
 
 PROJECT = "bench"
 
 
 def start() -> tuple[CountingProxy, Callable[[], None]]:
-    # fake-gcs-server hands out links to the address it is told, so the proxy comes first.
-    proxy = CountingProxy(f"http://127.0.0.1:{free_port()}")
-    server = start_fake_gcs(proxy.upstream_port, external_url=proxy.url)
+    emulator = GCSStore.start()
+    proxy = emulator.proxy
     # Every client of this process goes through the proxy: Celery's backend
     # takes no endpoint, and GoogleCloudStorage only this variable.
     os.environ["STORAGE_EMULATOR_HOST"] = proxy.url
@@ -48,12 +48,7 @@ def start() -> tuple[CountingProxy, Callable[[], None]]:
     # a new result in Celery's backend): off for every client, so the counts
     # are exact. Ours turns it off for its own client anyway.
     os.environ["DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA"] = "true"
-
-    def stop() -> None:
-        server.stop()
-        proxy.close()
-
-    return proxy, stop
+    return proxy, emulator.stop
 
 
 def prepare(proxy: CountingProxy) -> ObjectStoreTargets:

@@ -15,8 +15,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tests.emulators import CountingProxy
-from tests.fscalls import counting_fs_calls
+from support.fscalls import counting_fs_calls
+from support.proxy import CountingProxy
 
 #: Starts counting when entered; the callable it yields, called after the
 #: block, returns what the block did (file system calls, requests, ...).

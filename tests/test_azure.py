@@ -13,7 +13,7 @@ from celery import states
 
 from django_storage_celery_results.adapters import CREATE, Update
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
-from tests.azure_calls import azure_error, calls, no_sdk_retries
+from support.stores.azure import azure_error, calls, no_sdk_retries
 
 KEY = "celery-results/celery-task-meta-task-1"
 

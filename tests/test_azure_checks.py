@@ -6,8 +6,9 @@ import pytest
 
 from django_storage_celery_results.config import resolve
 from django_storage_celery_results_azure import check_connectivity, check_settings
-from tests.azure_calls import calls, no_sdk_retries
-from tests.emulators import Fault, azurite_connection_string, free_port
+from support.faults import Fault
+from support.processes import free_port
+from support.stores.azure import azurite_connection_string, calls, no_sdk_retries
 
 
 def connectivity(make_app, config, expires=None):
@@ -71,7 +72,7 @@ def test_check_reports_ignored_etag_conditions(make_app, azure_config, azure_pro
 
 def test_check_explains_how_to_expire_results(make_app, azure_config):
     messages = connectivity(make_app, azure_config, expires=86400.0)
-    assert [m.id for m in messages] == ["django_storage_celery_results_azure.I011"]
+    assert [m.id for m in messages] == ["django_storage_celery_results_azure.I012"]
     assert "management plane" in messages[0].msg
     assert "lifecycle_policy" in messages[0].hint and "celery beat" in messages[0].hint
 

@@ -20,12 +20,12 @@ from django_storage_celery_results.backends import StorageBackend
 from django_storage_celery_results.exceptions import ImproperlyConfigured
 from django_storage_celery_results.generic import GenericAdapter
 from django_storage_celery_results_filesystem import FileSystemAdapter
-from tests.storages import ThirdPartyFolderStorage
+from support.storages import ThirdPartyFolderStorage
 
 FOLDER_STORAGES = {
     "filesystem": "filesystem",
-    "third-party": "tests.storages.ThirdPartyFolderStorage",
-    "plain-folder": "tests.storages.PlainFolderStorage",
+    "third-party": "support.storages.ThirdPartyFolderStorage",
+    "plain-folder": "support.storages.PlainFolderStorage",
 }
 
 

@@ -2,9 +2,10 @@
 
 Each storage gets one real `celery worker` (prefork, 4 processes) on a real
 Redis broker for the whole module: the filesystem provider, the generic
-adapter (Celery's chord_unlock polling), S3 on moto, GCS on fake-gcs-server
-and Azure on Azurite. Chord callbacks append a line to a file: the file
-proves each callback ran exactly once.
+adapter (Celery's chord_unlock polling), and every object store of
+support.stores (S3 on moto, GCS on fake-gcs-server, Azure on Azurite).
+Chord callbacks append a line to a file: the file proves each callback ran
+exactly once.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from celery.exceptions import ChordError
 from celery.exceptions import TimeoutError as ResultTimeout
 from celery.result import AsyncResult, GroupResult, ResultSet
 
-from tests.conftest import S3_CREDENTIALS, Worker, gcs_client, s3_client
-from tests.emulators import CountingProxy, azurite_connection_string
+from support.processes import Worker
+from support.proxy import CountingProxy
+from support.stores import STORES
 
 pytestmark = pytest.mark.e2e
 
-STORAGES = ["filesystem-provider", "generic-adapter", "s3-provider", "gcs-provider", "azure-provider"]
+#: The folder storages, then every object store of support.stores.
+STORAGES = ["filesystem-provider", "generic-adapter", *(f"{preset}-provider" for preset in STORES)]
 
 
 @dataclass
@@ -37,51 +40,27 @@ class Setup:
     name: str
     storage: str
     config: dict
-    env: dict[str, str]
     #: The counting proxy in front of an object store's emulator.
     proxy: CountingProxy | None = None
 
 
-def storage_setup(request, name: str, folder: Path) -> Setup:
-    """A fresh store for one module run: its setting, its config and the worker's extra env."""
-    unique = f"results-{uuid.uuid4().hex[:16]}"
+def storage_setup(request, name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Setup:
+    """A fresh store for one module run: its setting and its config (the
+    environment its client needs is set here, and the worker inherits it)."""
     if name == "filesystem-provider":
-        return Setup(name, "filesystem", {"location": str(folder)}, {})
+        return Setup(name, "filesystem", {"location": str(folder)})
     if name == "generic-adapter":
-        return Setup(name, "tests.storages.ThirdPartyFolderStorage", {"location": str(folder)}, {})
-    if name == "s3-provider":
-        s3_client(request.getfixturevalue("moto_server").url).create_bucket(Bucket=unique)
-        proxy = request.getfixturevalue("s3_proxy")
-        return Setup(
-            name, "s3", {"bucket_name": unique, "endpoint_url": proxy.url, **S3_CREDENTIALS}, {}, proxy
-        )
-    if name == "gcs-provider":
-        gcs_client(request.getfixturevalue("gcs_server").url).create_bucket(unique)
-        # with STORAGE_EMULATOR_HOST the client talks to the emulator, anonymously
-        proxy = request.getfixturevalue("gcs_proxy")
-        env = {"STORAGE_EMULATOR_HOST": proxy.url}
-        return Setup(name, "gcs", {"bucket_name": unique, "project_id": "test"}, env, proxy)
-    from azure.storage.blob import BlobServiceClient
-
-    azurite = request.getfixturevalue("azurite")
-    BlobServiceClient.from_connection_string(azurite_connection_string(azurite.url)).create_container(unique)
-    proxy = request.getfixturevalue("azure_proxy")
-    config = {"connection_string": azurite_connection_string(proxy.url), "azure_container": unique}
-    return Setup(name, "azure", config, {}, proxy)
+        return Setup(name, "support.storages.ThirdPartyFolderStorage", {"location": str(folder)})
+    preset = name.removesuffix("-provider")
+    store = STORES[preset](request.getfixturevalue("emulators")[preset], monkeypatch)
+    return Setup(name, store.preset, store.worker_config(), store.proxy)
 
 
 @pytest.fixture(scope="module", params=STORAGES)
 def setup(request, tmp_path_factory) -> Iterator[Setup]:
     folder = tmp_path_factory.mktemp("results")
-    prepared = storage_setup(request, request.param, folder)
-    saved = {key: os.environ.get(key) for key in prepared.env}
-    os.environ.update(prepared.env)  # the client in this process talks to the same store
-    yield prepared
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield storage_setup(request, request.param, folder, monkeypatch)
 
 
 @pytest.fixture(scope="module")

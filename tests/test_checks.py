@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from django.core import checks
 
 from django_storage_celery_results.checks import check_result_storage
-
-
-@pytest.fixture
-def current(make_app):
-    def build(**conf):
-        app = make_app(**conf)
-        app.set_current()
-        return app
-
-    return build
 
 
 def ids(messages):

@@ -19,8 +19,8 @@ from celery.app.task import Context
 from celery.exceptions import ChordError
 
 from django_storage_celery_results import chords
-from tests.emulators import Fault
-from tests.test_s3 import calls
+from support.faults import Fault
+from support.stores.s3 import calls
 
 STORAGES = ["filesystem", "s3"]
 
@@ -142,7 +142,7 @@ def test_no_chord_unlock_task_is_sent(make_app, tmp_path):
         start_chord(native, 2)
         assert "celery.chord_unlock" not in published
         polling = make_app(
-            result_storage="tests.storages.ThirdPartyFolderStorage",
+            result_storage="support.storages.ThirdPartyFolderStorage",
             result_storage_config={"location": str(tmp_path / "b")},
         )
         start_chord(polling, 2)  # the generic adapter cannot write conditionally

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.emulators import REPO
+from support.processes import REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -10,33 +10,31 @@ import pytest
 from celery import chord, group, states
 from celery.result import AsyncResult
 
+from support.stores import STORES
+
 pytestmark = pytest.mark.e2e
 
 FOLDER_STORAGES = {
     "filesystem-provider": "filesystem",
-    "generic-adapter": "tests.storages.ThirdPartyFolderStorage",
-    "generic-plain-folder": "tests.storages.PlainFolderStorage",
+    "generic-adapter": "support.storages.ThirdPartyFolderStorage",
+    "generic-plain-folder": "support.storages.PlainFolderStorage",
 }
 
 
 def storage_settings(request, name: str) -> tuple[str, dict]:
     """CELERY_RESULT_STORAGE and its config for one storage under test."""
-    if name == "s3-provider":
-        return "s3", request.getfixturevalue("s3_config")
-    if name == "gcs-provider":
-        # No credentials object in the worker's JSON: with STORAGE_EMULATOR_HOST
-        # (set by gcs_config, inherited by the worker) the client is anonymous.
-        config = request.getfixturevalue("gcs_config")
-        return "gcs", {key: value for key, value in config.items() if key != "credentials"}
-    if name == "azure-provider":
-        return "azure", request.getfixturevalue("azure_config")
-    return FOLDER_STORAGES[name], {"location": str(request.getfixturevalue("results_dir"))}
+    if name in FOLDER_STORAGES:
+        return FOLDER_STORAGES[name], {"location": str(request.getfixturevalue("results_dir"))}
+    # an object store of support.stores; the environment its client needs is
+    # set for this test, and the worker inherits it
+    store = request.getfixturevalue("fresh_store")(name.removesuffix("-provider"))
+    return store.preset, store.worker_config()
 
 
 @pytest.fixture(
     params=[
         (storage, serializer)
-        for storage in [*FOLDER_STORAGES, "s3-provider", "gcs-provider", "azure-provider"]
+        for storage in [*FOLDER_STORAGES, *(f"{preset}-provider" for preset in STORES)]
         # json runs in test_behaviour.py on every provider storage
         for serializer in ("pickle",)
     ],

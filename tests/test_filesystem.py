@@ -14,7 +14,7 @@ from django.core.files.storage import FileSystemStorage
 from django_storage_celery_results.adapters import CREATE, Update
 from django_storage_celery_results.exceptions import VersionMismatch
 from django_storage_celery_results_filesystem import FileSystemAdapter
-from tests.fscalls import counting_fs_calls
+from support.fscalls import counting_fs_calls
 
 FORK = multiprocessing.get_context("fork")
 

@@ -7,80 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import pytest
 from celery import states
 
 from django_storage_celery_results.exceptions import ImproperlyConfigured
-from tests.emulators import Fault, Request, error_answer
+from support.faults import Fault
+from support.stores.gcs import bucket_answer, calls, gcs_error, results_rule
 
 KEY = "celery-results/celery-task-meta-task-1"
-
-
-def calls(requests: list[Request]) -> list[str]:
-    """Requests as 'METHOD what condition' (path-independent) for exact budgets."""
-    described = []
-    for request in requests:
-        query = dict(parse_qsl(request.query))
-        if request.path.startswith("/upload/"):
-            what = f"upload {query.get('uploadType')}"
-        elif request.path.startswith("/download/"):
-            what = "media"
-        elif request.path.startswith("/batch/"):
-            what = "batch"
-        elif request.path.endswith("/o"):
-            what = "list"
-        elif "/o/" in request.path:
-            what = "object"
-        else:
-            what = "bucket"
-        generation = query.get("ifGenerationMatch")
-        condition = "" if generation is None else f" ifGenerationMatch={'0' if generation == '0' else 'N'}"
-        described.append(f"{request.method} {what}{condition}")
-    return described
-
-
-def object_names(request: Request) -> list[str]:
-    """The object names a request touches: in its path, or in an upload's metadata."""
-    if request.path.startswith("/upload/"):
-        return [json.loads(match)["name"] for match in re.findall(rb"\{[^{}]*\"name\"[^{}]*\}", request.body)]
-    if "/o/" in request.path:  # the quoted name is one path segment
-        return [unquote(request.path.split("/o/", 1)[1].split("/", 1)[0])]
-    return []
-
-
-def gcs_error(status: int, reason: str, method: str | None = None) -> Fault:
-    """A GCS JSON API error answer."""
-    body = {"error": {"code": status, "message": "injected", "errors": [{"reason": reason}]}}
-    return error_answer(status, json.dumps(body).encode(), (("Content-Type", "application/json"),), method)
-
-
-def bucket_answer(bucket: str, rules=(), uniform: bool = False, prevention: str = "inherited") -> Fault:
-    """The bucket's GET as GCS would answer it: fake-gcs-server keeps no lifecycle
-    rules and no uniform bucket-level access or public access prevention."""
-    resource = {
-        "kind": "storage#bucket",
-        "id": bucket,
-        "name": bucket,
-        "metageneration": "3",
-        "iamConfiguration": {
-            "uniformBucketLevelAccess": {"enabled": uniform},
-            "publicAccessPrevention": prevention,
-        },
-        "lifecycle": {"rule": list(rules)},
-    }
-    return Fault(
-        200,
-        json.dumps(resource).encode(),
-        (("Content-Type", "application/json"),),
-        matches=lambda request: request.method == "GET" and request.path == f"/storage/v1/b/{bucket}",
-    )
-
-
-def results_rule(days: int, prefix: str = "celery-results/") -> dict:
-    return {"action": {"type": "Delete"}, "condition": {"age": days, "matchesPrefix": [prefix]}}
 
 
 # -- request budgets -----------------------------------------------------------

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 
 from django_storage_celery_results_gcs import check_connectivity, check_settings
-from tests.emulators import Fault, free_port
-from tests.test_gcs import bucket_answer, calls, gcs_error, results_rule
+from support.faults import Fault
+from support.processes import free_port
+from support.stores.gcs import bucket_answer, calls, gcs_error, results_rule
 
 DAY = 86400
 

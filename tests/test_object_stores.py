@@ -3,8 +3,9 @@
 Budgets are counted in one vocabulary for all stores: ``create`` (a
 create-only write), ``update`` (a write matched against a version),
 ``write`` (unconditional), ``read``, ``delete``, and for cleanup ``list``
-and ``bulk-delete``; each provider's module says how those look on its wire
-and tests what only it does.
+and ``bulk-delete``; each provider's store in support.stores says how those
+look on its wire, and its own test module tests what only it does. A
+provider joins this suite by its StoreUnderTest in support.stores.STORES.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 import pytest
 from celery import states
@@ -26,200 +25,28 @@ from django_storage_celery_results.adapters import Update
 from django_storage_celery_results.checks import check_result_storage, check_result_storage_connection
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
 from django_storage_celery_results.providers import registry
-from tests.conftest import save_as_the_earlier_package
-from tests.emulators import AZURITE_ACCOUNT, CountingProxy, Fault, Request, xml_error
-from tests.hostile import HOSTILE_IDS
+from support.faults import Fault
+from support.hostile import HOSTILE_IDS
+from support.stores import STORES, StoreUnderTest
 
-PROVIDERS = ["s3", "gcs", "azure"]
 KEY = "celery-results/celery-task-meta-task-1"
 
 
-@dataclass
-class Store:
-    preset: str
-    config: dict
-    #: The config key of the bucket (container).
-    bucket_key: str
-    #: The storage class the earlier package's README named.
-    storage_class: str
-    #: A canned ACL that makes objects public (None: the store has no ACLs).
-    public_acl: str | None
-    proxy: CountingProxy
-    #: The provider's wire description of requests, and its words in ours
-    #: (with ``list`` and ``bulk-delete`` for cleanup).
-    wire: Callable[[list[Request]], list[str]]
-    vocabulary: dict[str, str]
-    #: The object keys a request touches.
-    keys: Callable[[Request], list[str]]
-    plant: Callable[[str, bytes], None]
-    #: An object's bytes as stored (never decompressed on the way).
-    fetch: Callable[[str], bytes]
-    #: Every key of the bucket.
-    names: Callable[[], set[str]]
-    #: An object's Content-Type and Content-Encoding.
-    labels: Callable[[str], tuple[str | None, str | None]]
-    #: Error answers: "unavailable", "throttled", "internal-error" for reads, "forbidden" for writes.
-    faults: dict[str, Fault]
-    #: The config with the client's own retries off (Celery's alone remain).
-    without_client_retries: Callable[[], dict]
-    pool_size: int
-    #: The most keys one bulk delete takes.
-    delete_batch: int
-    #: Writes the lifecycle rule (policy) that expires results: (adapter, result_expires).
-    lifecycle: Callable[..., object]
-
-    def app(self, make_app, config: dict | None = None, **conf):
-        return make_app(result_storage=self.preset, result_storage_config=config or self.config, **conf)
-
-    def calls(self, requests: list[Request]) -> list[str]:
-        return [self.vocabulary.get(call, call) for call in self.wire(requests)]
-
-
-#: The vocabulary of stores that write with HTTP preconditions on a PUT (S3, Azure).
-PLAIN_HTTP = {
-    "PUT if-none-match=*": "create",
-    "PUT if-match": "update",
-    "PUT": "write",
-    "GET": "read",
-    "DELETE": "delete",
-}
-
-
-def keys_under(root: str) -> Callable[[Request], list[str]]:
-    """The object key in a request's path below root ("/bucket/"), if any."""
-    return lambda r: [unquote(r.path.removeprefix(root))] if r.path.startswith(root) else []
-
-
-def s3_store(request, monkeypatch) -> Store:
-    from django_storage_celery_results_s3 import ensure_lifecycle_rule
-    from tests.test_s3 import calls, no_sdk_retries
-
-    raw, bucket = request.getfixturevalue("s3_raw"), request.getfixturevalue("s3_bucket")
-    config = request.getfixturevalue("s3_config")
-
-    def labels(key: str) -> tuple[str | None, str | None]:
-        head = raw.head_object(Bucket=bucket, Key=key)
-        return head["ContentType"], head.get("ContentEncoding")
-
-    return Store(
-        "s3",
-        config,
-        "bucket_name",
-        "storages.backends.s3boto3.S3Boto3Storage",
-        "public-read",
-        request.getfixturevalue("s3_proxy"),
-        calls,
-        {**PLAIN_HTTP, "GET?list-type": "list", "POST?delete": "bulk-delete"},
-        keys=keys_under(f"/{bucket}/"),
-        plant=lambda key, data: raw.put_object(Bucket=bucket, Key=key, Body=data),
-        fetch=lambda key: raw.get_object(Bucket=bucket, Key=key)["Body"].read(),
-        names=lambda: {item["Key"] for item in raw.list_objects_v2(Bucket=bucket).get("Contents", ())},
-        labels=labels,
-        faults={
-            "unavailable": xml_error(503, "ServiceUnavailable", method="GET"),
-            "throttled": xml_error(503, "SlowDown", method="GET"),
-            "internal-error": xml_error(500, "InternalError", method="GET"),
-            "forbidden": xml_error(403, "AccessDenied", method="PUT"),
-        },
-        without_client_retries=lambda: no_sdk_retries(config),
-        pool_size=10,  # botocore's default connection pool
-        delete_batch=1000,
-        lifecycle=ensure_lifecycle_rule,
-    )
-
-
-def gcs_store(request, monkeypatch) -> Store:
-    from django_storage_celery_results_gcs import GCSAdapter, ensure_lifecycle_rule
-    from tests.test_gcs import calls, gcs_error, object_names
-
-    raw, bucket = request.getfixturevalue("gcs_raw"), request.getfixturevalue("gcs_bucket")
-    config = request.getfixturevalue("gcs_config")
-
-    def without_client_retries() -> dict:
-        monkeypatch.setattr(GCSAdapter, "retry", None)
-        return config
-
-    def labels(key: str) -> tuple[str | None, str | None]:
-        blob = raw.bucket(bucket).get_blob(key)
-        return blob.content_type, blob.content_encoding
-
-    return Store(
-        "gcs",
-        config,
-        "bucket_name",
-        "storages.backends.gcloud.GoogleCloudStorage",
-        "publicRead",
-        request.getfixturevalue("gcs_proxy"),
-        calls,
-        {
-            "POST upload multipart ifGenerationMatch=0": "create",
-            "POST upload multipart ifGenerationMatch=N": "update",
-            "POST upload multipart": "write",
-            "GET media": "read",
-            "DELETE object": "delete",
-            "GET list": "list",
-            "POST batch": "bulk-delete",
-        },
-        keys=object_names,
-        plant=lambda key, data: raw.bucket(bucket).blob(key).upload_from_string(data),
-        fetch=lambda key: raw.bucket(bucket).blob(key).download_as_bytes(raw_download=True),
-        names=lambda: {blob.name for blob in raw.list_blobs(bucket)},
-        labels=labels,
-        faults={
-            "unavailable": gcs_error(503, "backendError", method="GET"),
-            "throttled": gcs_error(429, "rateLimitExceeded", method="GET"),
-            "internal-error": gcs_error(500, "internalError", method="GET"),
-            "forbidden": gcs_error(403, "forbidden", method="POST"),
-        },
-        without_client_retries=without_client_retries,
-        pool_size=10,  # requests' connection pool per host
-        delete_batch=100,
-        lifecycle=ensure_lifecycle_rule,
-    )
-
-
-def azure_store(request, monkeypatch) -> Store:
-    from django_storage_celery_results_azure import lifecycle_policy
-    from tests.azure_calls import azure_error, calls, no_sdk_retries
-
-    raw, container = request.getfixturevalue("azure_raw"), request.getfixturevalue("azure_container")
-    config = request.getfixturevalue("azure_config")
-
-    def labels(key: str) -> tuple[str | None, str | None]:
-        settings = raw.get_blob_client(key).get_blob_properties().content_settings
-        return settings.content_type, settings.content_encoding
-
-    return Store(
-        "azure",
-        config,
-        "azure_container",
-        "storages.backends.azure_storage.AzureStorage",
-        None,
-        request.getfixturevalue("azure_proxy"),
-        calls,
-        {**PLAIN_HTTP, "GET?comp=list": "list", "POST?comp=batch": "bulk-delete"},
-        keys=keys_under(f"/{AZURITE_ACCOUNT}/{container}/"),
-        plant=lambda key, data: raw.upload_blob(key, data),
-        fetch=lambda key: raw.download_blob(key, decompress=False).readall(),
-        names=lambda: set(raw.list_blob_names()),
-        labels=labels,
-        # Azure throttles with 503 ServerBusy; a 500 is InternalError or OperationTimedOut.
-        faults={
-            "unavailable": azure_error(503, "ServerBusy", method="GET"),
-            "throttled": azure_error(503, "ServerBusy", method="GET"),
-            "internal-error": azure_error(500, "OperationTimedOut", method="GET"),
-            "forbidden": azure_error(403, "AuthorizationPermissionMismatch", method="PUT"),
-        },
-        without_client_retries=lambda: no_sdk_retries(config),
-        pool_size=10,  # the requests session's connection pool
-        delete_batch=256,
-        lifecycle=lifecycle_policy,
-    )
+PROVIDERS = list(STORES)
 
 
 @pytest.fixture(params=PROVIDERS)
-def store(request, monkeypatch) -> Store:
-    return {"s3": s3_store, "gcs": gcs_store, "azure": azure_store}[request.param](request, monkeypatch)
+def store(request, fresh_store) -> StoreUnderTest:
+    """One provider's store (support.stores): a fresh bucket behind the counting proxy."""
+    return fresh_store(request.param)
+
+
+def save_as_the_earlier_package(app, task_id: str, result) -> None:
+    """A SUCCESS result as the earlier package stored it: JSON through storage.save()."""
+    from django.core.files.base import ContentFile
+
+    meta = {"status": "SUCCESS", "result": result, "task_id": task_id, "traceback": None, "children": []}
+    app.backend.adapter.storage.save(f"celery-task-meta-{task_id}", ContentFile(json.dumps(meta).encode()))
 
 
 # -- request budgets -----------------------------------------------------------

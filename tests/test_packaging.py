@@ -15,7 +15,8 @@ import textwrap
 
 import pytest
 
-from tests.emulators import REPO, azurite_connection_string
+from support.processes import REPO
+from support.stores.azure import azurite_connection_string
 
 pytestmark = pytest.mark.e2e
 

@@ -7,17 +7,7 @@ from __future__ import annotations
 
 from celery import states
 
-from tests.emulators import Request, condition, xml_error
-
-
-def calls(requests: list[Request]) -> list[str]:
-    """Requests as 'METHOD condition' (path-independent) for exact budgets."""
-    described = []
-    for request in requests:
-        query = request.query.split("=", 1)[0]
-        described.append(f"{request.method}{'?' + query if query else ''}{condition(request)}")
-    return described
-
+from support.faults import xml_error
 
 # -- request budgets -----------------------------------------------------------
 
@@ -77,9 +67,3 @@ def test_lifecycle_rule_is_created_kept_and_updated(s3_app, s3_raw, s3_bucket):
 
 
 # -- faults --------------------------------------------------------------------
-
-
-def no_sdk_retries(config: dict) -> dict:
-    from botocore.config import Config
-
-    return {**config, "client_config": Config(retries={"max_attempts": 1, "mode": "standard"})}

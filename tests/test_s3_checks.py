@@ -9,8 +9,9 @@ import pytest
 from botocore.config import Config
 
 from django_storage_celery_results_s3 import check_connectivity, check_settings, ensure_lifecycle_rule
-from tests.conftest import S3_CREDENTIALS
-from tests.emulators import EmulatorProcess, Fault, free_port, start_moto
+from support.faults import Fault
+from support.processes import EmulatorProcess, free_port
+from support.stores.s3 import S3_CREDENTIALS, start_moto
 
 DAY = 86400
 

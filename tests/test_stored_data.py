@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 
 from django_storage_celery_results.adapters import Content
 from django_storage_celery_results.exceptions import InvalidStoredResult
+from support.stores import STORES
 
 TASK = "0b7e6f2a-4b1b-4d8a-9a3c-3f0a5a6c1d2e"
 SECRET = "payload-that-must-not-be-shown"
 
-STORAGES = ["fs_app", "generic_app", "s3_app", "gcs_app", "azure_app"]
+STORAGES = ["fs_app", "generic_app", *(f"{preset}_app" for preset in STORES)]
 
 
 @pytest.fixture

@@ -7,53 +7,36 @@ send those conditions, refuses to overwrite by default
 (``overwrite_files=False``) and reports a missing blob as
 ``ResourceNotFoundError``, so the adapter calls the container client directly,
 with the storage's own credentials, container, location and content settings.
+What Azure's errors mean is in ``errors.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import datetime
+from collections.abc import Iterable
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import (
-    HttpResponseError,
-    IncompleteReadError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient, ContentSettings
 from requests.adapters import DEFAULT_POOLSIZE
 from storages.backends.azure_storage import AzureStorage
 
 from django_storage_celery_results.adapters import (
     CREATE,
-    OVERWRITE,
-    RETRYABLE_STATUSES,
     Content,
-    ListedObject,
     ObjectStoreAdapter,
     PutMode,
     StoredObject,
     Update,
-    in_batches,
-    not_deleted,
-    required_setting,
 )
-from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
+from django_storage_celery_results.exceptions import ImproperlyConfigured
 
-#: A blob batch request takes at most this many subrequests.
-DELETE_BATCH = 256
-#: A lost conditional write: the blob exists (create) or has another ETag (update).
-CONFLICT_CODES = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
+from .errors import ERRORS
+
 #: How a store without the blob batch API answers one (older emulators,
 #: Azure-compatible stores); cleanup then deletes one blob at a time.
 BATCH_UNSUPPORTED_STATUSES = frozenset({400, 405, 501})
-
-
-def error_code(exc: HttpResponseError) -> str:
-    """The storage error code of a failed call ('' when the answer had none)."""
-    code = getattr(exc, "error_code", None) or ""
-    return str(getattr(code, "value", code))
 
 
 def _container_client(storage: AzureStorage) -> ContainerClient:
@@ -73,12 +56,23 @@ def _container_client(storage: AzureStorage) -> ContainerClient:
 
 class AzureAdapter(ObjectStoreAdapter):
     storage: AzureStorage
+    store = "Azure"
+    scheme = "azure"
+    bucket_word = "container"
+    bucket_argument = "azure_container"
+    bucket_setting = "AZURE_CONTAINER"
+    credential_settings = (
+        "connection_string / account_key / sas_token / token_credential (AZURE_CONNECTION_STRING, "
+        "AZURE_ACCOUNT_KEY, AZURE_SAS_TOKEN, AZURE_TOKEN_CREDENTIAL)"
+    )
+    read_permission = "the Storage Blob Data Contributor role (or a SAS with racwdl)"
+    errors = ERRORS
+    #: A blob batch request takes at most this many subrequests.
+    delete_batch = 256
 
     def __init__(self, storage: AzureStorage) -> None:
         super().__init__(storage)
-        self.container = required_setting(
-            storage.azure_container, "Azure", "container", "azure_container", "AZURE_CONTAINER"
-        )
+        self.container = self.bucket_name
         if not (storage.connection_string or storage.account_name):
             raise ImproperlyConfigured(
                 "Azure result storage has no account: set CELERY_RESULT_STORAGE_CONFIG['connection_string'] "
@@ -91,98 +85,60 @@ class AzureAdapter(ObjectStoreAdapter):
         self.max_concurrency = None if {"transport", "session"} & set(options) else DEFAULT_POOLSIZE
         self._batch_deletes = True
 
-    def _content_settings(self, name: str, content: Content) -> ContentSettings:
+    def _content_settings(self, key: str, content: Content) -> ContentSettings:
+        name = key.removeprefix(self.prefix)
         params = {"cache_control": self.storage.cache_control, **self.storage.get_object_parameters(name)}
-        params["content_type"] = content.content_type or "application/octet-stream"
+        params["content_type"] = self.content_type(content)
         params["content_encoding"] = content.content_encoding
         return ContentSettings(**params)
 
-    def read(self, name: str) -> StoredObject | None:
-        try:
-            download = self.client.download_blob(self.key(name), decompress=False, timeout=self.timeout)
-            data = download.readall()
-        except HttpResponseError as exc:
-            if error_code(exc) == "BlobNotFound":
-                return None
-            raise
+    def get(self, key: str) -> StoredObject:
+        download = self.client.download_blob(key, decompress=False, timeout=self.timeout)
+        data = download.readall()
         properties = download.properties
         return StoredObject(data, properties.etag, properties.content_settings.content_encoding)
 
-    def put(
-        self, name: str, data: bytes, mode: PutMode = OVERWRITE, content: Content = Content()
-    ) -> str | None:
+    def write(self, key: str, data: bytes, mode: PutMode, content: Content) -> str | None:
         conditions: dict[str, Any] = {}
         if mode == CREATE:
             conditions["match_condition"] = MatchConditions.IfMissing
         elif isinstance(mode, Update):
             conditions = {"etag": mode.version, "match_condition": MatchConditions.IfNotModified}
-        blob = self.client.get_blob_client(self.key(name))
-        try:
-            response = blob.upload_blob(
-                data,
-                overwrite=True,
-                content_settings=self._content_settings(name, content),
-                timeout=self.timeout,
-                **conditions,
-            )
-        except HttpResponseError as exc:
-            code = error_code(exc)
-            vanished = isinstance(mode, Update) and code == "BlobNotFound"
-            if code in CONFLICT_CODES or vanished:
-                raise VersionMismatch(f"result {name!r} changed since it was read ({code})") from None
-            raise
+        response = self.client.get_blob_client(key).upload_blob(
+            data,
+            overwrite=True,
+            content_settings=self._content_settings(key, content),
+            timeout=self.timeout,
+            **conditions,
+        )
         return response.get("etag")
 
-    def delete(self, name: str) -> None:
-        try:
-            self.client.delete_blob(self.key(name), timeout=self.timeout)
-        except HttpResponseError as exc:
-            if error_code(exc) != "BlobNotFound":
-                raise
+    def remove(self, key: str) -> None:
+        self.client.delete_blob(key, timeout=self.timeout)
 
-    def delete_many(self, names: Iterable[str]) -> None:
-        for batch in in_batches(names, DELETE_BATCH):
-            if len(batch) > 1 and self._batch_deletes and self._delete_batch(batch):
-                continue
-            for name in batch:
-                self.delete(name)
+    def remove_batch(self, keys: list[str]) -> list[tuple[str, object]]:
+        """One blob batch request, or one delete per blob on a store without the batch API."""
+        if len(keys) > 1 and self._batch_deletes:
+            try:
+                answers = self.client.delete_blobs(*keys, raise_on_any_failure=False, timeout=self.timeout)
+            except HttpResponseError as exc:
+                if exc.status_code not in BATCH_UNSUPPORTED_STATUSES:
+                    raise
+                self._batch_deletes = False  # do not ask this store again
+            else:
+                return [
+                    (key.removeprefix(self.prefix), f"HTTP {answer.status_code}")
+                    for key, answer in zip(keys, answers, strict=True)
+                    if answer.status_code >= 300 and answer.status_code != 404  # already gone is fine
+                ]
+        for key in keys:
+            self.delete(key.removeprefix(self.prefix))
+        return []
 
-    def _delete_batch(self, names: list[str]) -> bool:
-        """One blob batch request; False when the store has no batch API."""
-        blobs = [self.key(name) for name in names]
-        try:
-            answers = self.client.delete_blobs(*blobs, raise_on_any_failure=False, timeout=self.timeout)
-        except HttpResponseError as exc:
-            if exc.status_code not in BATCH_UNSUPPORTED_STATUSES:
-                raise
-            self._batch_deletes = False  # do not ask this store again
-            return False
-        failed = [
-            (name, f"HTTP {answer.status_code}")
-            for name, answer in zip(names, answers, strict=True)
-            if answer.status_code >= 300 and answer.status_code != 404  # already gone is fine
-        ]
-        if failed:
-            raise not_deleted("Azure", self, failed, len(names))
-        return True
-
-    def list(
-        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
-    ) -> Iterator[ListedObject]:
+    def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime]]:
         # walk_blobs with a delimiter lists only what is directly under the prefix
-        items = self.client.walk_blobs(
-            name_starts_with=self.prefix + prefix, delimiter="/", timeout=self.timeout
-        )
-        blobs = ((item.name, item.last_modified) for item in items if not isinstance(item, BlobPrefix))
-        return self.listed(blobs, wanted)
+        items = self.client.walk_blobs(name_starts_with=prefix, delimiter="/", timeout=self.timeout)
+        return ((item.name, item.last_modified) for item in items if not isinstance(item, BlobPrefix))
 
-    def is_retryable(self, exc: BaseException) -> bool:
-        # connection failures, resets and timeouts, on the way out or back
-        if isinstance(exc, (ServiceRequestError, ServiceResponseError, IncompleteReadError)):
-            return True
-        if isinstance(exc, HttpResponseError):  # Azure throttles with 503 ServerBusy
-            return exc.status_code in RETRYABLE_STATUSES
-        return super().is_retryable(exc)
-
-    def describe(self) -> str:
-        return f"{type(self.storage).__name__} at azure://{self.client.account_name}/{self.container}/{self.prefix}"
+    def url(self) -> str:
+        return f"azure://{self.client.account_name}/{self.container}/{self.prefix}"

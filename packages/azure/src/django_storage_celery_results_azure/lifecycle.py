@@ -14,7 +14,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from django_storage_celery_results.probe import expiry_days, require_results_prefix
+from django_storage_celery_results.probe import expiry_days, merge_rule, require_results_prefix
 
 from .adapter import AzureAdapter
 
@@ -26,6 +26,12 @@ def rule_name(adapter: AzureAdapter) -> str:
 
 
 def lifecycle_rule(adapter: AzureAdapter, expires: float | datetime.timedelta) -> dict[str, Any]:
+    """Our rule: delete blobs under the results prefix whole days after their last write.
+
+    Refuses a result_expires that is not a positive duration, and a results
+    location at the container root, where it would delete every blob.
+    """
+    days = expiry_days(expires)
     require_results_prefix(adapter.prefix, "Azure", "every blob of the container")
     return {
         "enabled": True,
@@ -33,7 +39,7 @@ def lifecycle_rule(adapter: AzureAdapter, expires: float | datetime.timedelta) -
         "type": "Lifecycle",
         "definition": {
             "filters": {"blobTypes": ["blockBlob"], "prefixMatch": [f"{adapter.container}/{adapter.prefix}"]},
-            "actions": {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": expiry_days(expires)}}},
+            "actions": {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": days}}},
         },
     }
 
@@ -48,5 +54,7 @@ def lifecycle_policy(
     other rules.
     """
     rule = lifecycle_rule(adapter, expires)
-    others = [other for other in (current or {}).get("rules", ()) if other.get("name") != rule["name"]]
-    return {"rules": [*others, rule]}
+    _outcome, rules = merge_rule(
+        (current or {}).get("rules", ()), rule, lambda other: other.get("name") == rule["name"]
+    )
+    return {"rules": rules}

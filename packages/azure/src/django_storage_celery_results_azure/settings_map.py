@@ -8,45 +8,61 @@ CELERY_RESULT_STORAGE_CONFIG wins over the setting.
 
 from __future__ import annotations
 
-#: constructor argument -> Django settings (first set one wins) and meaning
-AZURE_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
-    "connection_string": (
+from django_storage_celery_results.providers import Setting
+
+#: constructor argument, the Django settings that feed it (first set one wins), meaning
+AZURE_SETTINGS = (
+    Setting(
+        "connection_string",
         ("AZURE_CONNECTION_STRING",),
         "connection string; wins over the account settings (Azurite: see Emulator)",
     ),
-    "account_name": (("AZURE_ACCOUNT_NAME",), "storage account name"),
-    "account_key": (("AZURE_ACCOUNT_KEY",), "storage account key (Shared Key)"),
-    "sas_token": (("AZURE_SAS_TOKEN",), "SAS token, used when there is no account key"),
-    "token_credential": (
+    Setting("account_name", ("AZURE_ACCOUNT_NAME",), "storage account name"),
+    Setting("account_key", ("AZURE_ACCOUNT_KEY",), "storage account key (Shared Key)"),
+    Setting("sas_token", ("AZURE_SAS_TOKEN",), "SAS token, used when there is no account key"),
+    Setting(
+        "token_credential",
         ("AZURE_TOKEN_CREDENTIAL",),
         "Microsoft Entra ID credential, e.g. azure.identity's DefaultAzureCredential() "
         "(managed identity); used when there is neither key nor SAS",
     ),
-    "azure_container": (("AZURE_CONTAINER",), "container"),
-    "location": (("AZURE_LOCATION",), "name prefix (folder) inside the container; preset: celery-results"),
-    "endpoint_suffix": (
+    Setting("azure_container", ("AZURE_CONTAINER",), "container"),
+    Setting(
+        "location",
+        ("AZURE_LOCATION",),
+        "name prefix (folder) inside the container; preset: celery-results",
+    ),
+    Setting(
+        "endpoint_suffix",
         ("AZURE_ENDPOINT_SUFFIX",),
         "endpoint suffix of a sovereign cloud (core.windows.net)",
     ),
-    "azure_ssl": (("AZURE_SSL",), "use HTTPS with account_name"),
-    "custom_domain": (("AZURE_CUSTOM_DOMAIN",), "domain for storage.url()"),
-    "timeout": (("AZURE_CONNECTION_TIMEOUT_SECS",), "server-side timeout of each request, seconds"),
-    "client_options": (
+    Setting("azure_ssl", ("AZURE_SSL",), "use HTTPS with account_name"),
+    Setting("custom_domain", ("AZURE_CUSTOM_DOMAIN",), "domain for storage.url()"),
+    Setting("timeout", ("AZURE_CONNECTION_TIMEOUT_SECS",), "server-side timeout of each request, seconds"),
+    Setting(
+        "client_options",
         ("AZURE_CLIENT_OPTIONS",),
         "BlobServiceClient options: retry_total, connection_timeout, read_timeout, transport, ...",
     ),
-    "api_version": (("AZURE_API_VERSION",), "deprecated by django-storages: use client_options"),
-    "object_parameters": (
+    Setting("api_version", ("AZURE_API_VERSION",), "deprecated by django-storages: use client_options"),
+    Setting(
+        "object_parameters",
         ("AZURE_OBJECT_PARAMETERS",),
         "ContentSettings of every blob (cache_control, content_disposition, ...)",
     ),
-    "cache_control": (("AZURE_CACHE_CONTROL",), "Cache-Control of every blob"),
-    "overwrite_files": (("AZURE_OVERWRITE_FILES",), "overwrite in place on save(); preset: True"),
-    "upload_max_conn": (("AZURE_UPLOAD_MAX_CONN",), "parallel connections of save() (not used for results)"),
-    "max_memory_size": (("AZURE_BLOB_MAX_MEMORY_SIZE",), "storage.open() buffer (not used for results)"),
-    "expiration_secs": (("AZURE_URL_EXPIRATION_SECS",), "SAS lifetime of storage.url()"),
-    "default_content_type": ((), "content type of save() when none is guessed (constructor only)"),
-}
-
-#: What core's provider contract takes: argument -> settings.
-SETTINGS_BY_ARGUMENT = {argument: names for argument, (names, _meaning) in AZURE_SETTINGS.items()}
+    Setting("cache_control", ("AZURE_CACHE_CONTROL",), "Cache-Control of every blob"),
+    Setting("overwrite_files", ("AZURE_OVERWRITE_FILES",), "overwrite in place on save(); preset: True"),
+    Setting(
+        "upload_max_conn",
+        ("AZURE_UPLOAD_MAX_CONN",),
+        "parallel connections of save() (not used for results)",
+    ),
+    Setting(
+        "max_memory_size",
+        ("AZURE_BLOB_MAX_MEMORY_SIZE",),
+        "storage.open() buffer (not used for results)",
+    ),
+    Setting("expiration_secs", ("AZURE_URL_EXPIRATION_SECS",), "SAS lifetime of storage.url()"),
+    Setting("default_content_type", (), "content type of save() when none is guessed (constructor only)"),
+)

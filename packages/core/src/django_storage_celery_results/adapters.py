@@ -13,11 +13,12 @@ import datetime
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from django.core.files.storage import Storage
 
-from .exceptions import ImproperlyConfigured, InvalidResultId
+from .errors import MISCONFIGURED, TRANSIENT, Kind, StoreErrors
+from .exceptions import ImproperlyConfigured, InvalidResultId, ResultStoreMisconfigured, VersionMismatch
 
 OVERWRITE: Literal["overwrite"] = "overwrite"
 CREATE: Literal["create"] = "create"
@@ -27,6 +28,8 @@ T = TypeVar("T")
 #: HTTP statuses of transient conditions worth another try: timeouts,
 #: throttling, a server or gateway hiccup.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: The label of a payload no serializer named.
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -137,18 +140,85 @@ class StorageAdapter(abc.ABC):
 
 class ObjectStoreAdapter(StorageAdapter):
     """What every object-store adapter shares: flat keys under the prefix of
-    the storage's location, conditional writes, content labels and listings
-    by prefix. A subclass brings the storage's client and speaks its API."""
+    the storage's location, conditional writes, content labels, listings by
+    prefix, batched deletes, and one reading of the store's errors.
+
+    A subclass names its store and its bucket setting, brings the storage's
+    client, and speaks its API in five small calls: ``get``, ``write``,
+    ``remove``, ``remove_batch`` and ``list_keys``. Its ``errors`` module says
+    what each SDK error means; here a missing object reads as None, a lost
+    condition as VersionMismatch, and a missing bucket or rejected
+    credentials as ResultStoreMisconfigured, never as "no result yet".
+    """
 
     conditional_writes = True
     content_labels = True
     prefix_listing = True
+
+    #: The store's name in messages ("S3") and the scheme of describe() ("s3").
+    store: ClassVar[str]
+    scheme: ClassVar[str]
+    #: "bucket" or "container"; the storage attribute and config key that names
+    #: it, and the Django setting behind that key.
+    bucket_word: ClassVar[str] = "bucket"
+    bucket_argument: ClassVar[str] = "bucket_name"
+    bucket_setting: ClassVar[str]
+    #: Where credentials are set, for messages (setting names, never values).
+    credential_settings: ClassVar[str]
+    #: The permission that reads results, for messages.
+    read_permission: ClassVar[str]
+    #: The provider's SDK errors in our words.
+    errors: ClassVar[StoreErrors]
+    #: The most keys one bulk delete request takes.
+    delete_batch: ClassVar[int] = 1
 
     def __init__(self, storage: Storage) -> None:
         super().__init__(storage)
         folder = posixpath.normpath(getattr(storage, "location", None) or ".").strip("/")
         #: The key prefix of the location: "" at the bucket root, else "folder/".
         self.prefix = "" if folder in ("", ".") else f"{folder}/"
+        self.bucket_name = required_setting(
+            getattr(storage, self.bucket_argument, None),
+            self.store,
+            self.bucket_word,
+            self.bucket_argument,
+            self.bucket_setting,
+        )
+        #: True once the bucket answered a read or a write: it exists.
+        self.bucket_found = False
+
+    # -- what a provider brings ----------------------------------------------
+
+    @abc.abstractmethod
+    def get(self, key: str) -> StoredObject:
+        """One read of the object at key (raises the SDK's error when missing)."""
+
+    @abc.abstractmethod
+    def write(self, key: str, data: bytes, mode: PutMode, content: Content) -> str | None:
+        """One write of the object at key with the mode's condition; its new version."""
+
+    @abc.abstractmethod
+    def remove(self, key: str) -> None:
+        """One delete of the object at key."""
+
+    @abc.abstractmethod
+    def remove_batch(self, keys: list[str]) -> list[tuple[str, object]]:
+        """Delete up to delete_batch keys in one request; (key, why) of each not deleted."""
+
+    @abc.abstractmethod
+    def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime]]:
+        """(key, modified) of the objects directly under prefix."""
+
+    def kind(self, exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
+        """What an error means; missing_means_bucket for requests where a 404
+        can only be the bucket (a write, a listing)."""
+        return self.errors.kind(exc, missing_means_bucket)
+
+    def is_missing(self, key: str, exc: BaseException) -> bool:
+        """True when a failed read means the object does not exist (PENDING)."""
+        return self.kind(exc) is Kind.MISSING_OBJECT
+
+    # -- the contract, once for every store ------------------------------------
 
     def key(self, name: str) -> str:
         """The key of a result name under the prefix; a name is always one key component."""
@@ -156,14 +226,103 @@ class ObjectStoreAdapter(StorageAdapter):
             raise InvalidResultId(f"result name {name!r} is not a single key component")
         return self.prefix + name
 
-    def listed(
-        self, objects: Iterable[tuple[str, datetime.datetime]], wanted: Callable[[str], bool]
+    def read(self, name: str) -> StoredObject | None:
+        key = self.key(name)
+        try:
+            try:
+                stored = self.get(key)
+            except self.errors.raised as exc:
+                if self.is_missing(key, exc):
+                    return None
+                raise
+        except self.errors.raised as exc:
+            raise self.refusal(exc, reading=True) from exc
+        self.bucket_found = True
+        return stored
+
+    def put(
+        self, name: str, data: bytes, mode: PutMode = OVERWRITE, content: Content = Content()
+    ) -> str | None:
+        key = self.key(name)
+        try:
+            version = self.write(key, data, mode, content)
+        except self.errors.raised as exc:
+            kind = self.kind(exc, missing_means_bucket=True)
+            vanished = kind is Kind.MISSING_OBJECT and isinstance(mode, Update)
+            if kind is Kind.CONFLICT or vanished:
+                code = self.errors.code(exc)
+                raise VersionMismatch(f"result {name!r} changed since it was read ({code})") from None
+            raise self.refusal(exc) from exc
+        self.bucket_found = True
+        return version
+
+    def delete(self, name: str) -> None:
+        try:
+            self.remove(self.key(name))
+        except self.errors.raised as exc:
+            if self.kind(exc) is not Kind.MISSING_OBJECT:  # already gone is fine
+                raise self.refusal(exc) from exc
+
+    def delete_many(self, names: Iterable[str]) -> None:
+        for batch in in_batches((self.key(name) for name in names), self.delete_batch):
+            failed = self.remove_batch(batch)
+            if failed:
+                raise not_deleted(self.store, self, failed, len(batch))
+
+    def list(
+        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
     ) -> Iterator[ListedObject]:
-        """The wanted results among (key, modified) pairs the store listed under the prefix."""
-        for key, modified in objects:
+        """The wanted results among the keys the store lists under the prefix."""
+        for key, modified in self.list_keys(self.prefix + prefix):
             name = key[len(self.prefix) :]
             if name and wanted(name):
                 yield ListedObject(name, modified)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return self.kind(exc) in TRANSIENT or super().is_retryable(exc)
+
+    def describe(self) -> str:
+        return f"{type(self.storage).__name__} at {self.url()}"
+
+    def url(self) -> str:
+        """Where results go, as a URL without credentials."""
+        return f"{self.scheme}://{self.bucket_name}/{self.prefix}"
+
+    @staticmethod
+    def content_type(content: Content) -> str:
+        return content.content_type or DEFAULT_CONTENT_TYPE
+
+    # -- errors that no retry fixes --------------------------------------------
+
+    def refusal(self, exc: BaseException, reading: bool = False) -> BaseException:
+        """The error to raise for a failed call: ResultStoreMisconfigured when
+        the bucket is missing, the credentials are rejected or (on a read) may
+        not read; else the store's own error."""
+        kind = self.kind(exc, missing_means_bucket=not reading)
+        if kind in MISCONFIGURED or (reading and kind is Kind.PERMISSION):
+            return self.misconfigured(kind, exc)
+        return exc
+
+    def misconfigured(self, kind: Kind | None, exc: BaseException) -> ResultStoreMisconfigured:
+        """The error naming the bucket and its setting (never a credential)."""
+        code, word, bucket = self.errors.code(exc), self.bucket_word, self.bucket_name
+        where = f"CELERY_RESULT_STORAGE_CONFIG[{self.bucket_argument!r}] / {self.bucket_setting}"
+        if kind is Kind.MISSING_BUCKET:
+            text = (
+                f"the {word} {bucket!r} does not exist ({code}): create it, or set {where} "
+                f"to an existing {word}"
+            )
+        elif kind is Kind.CREDENTIALS:
+            text = (
+                f"{self.store} rejected the credentials for the {word} {bucket!r} ({code}): "
+                f"check {self.credential_settings}, and {where}"
+            )
+        else:
+            text = (
+                f"these credentials may not read results in the {word} {bucket!r} ({code}): "
+                f"grant {self.read_permission} on {self.url()}, or check {where}"
+            )
+        return ResultStoreMisconfigured.wrapping(f"{self.store} result storage: {text}.", exc)
 
 
 def required_setting(value: str | None, store: str, what: str, argument: str, setting: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -12,11 +13,27 @@ from django.core import checks
 from django.core.files.storage import FileSystemStorage
 
 from .adapters import StorageAdapter
+from .catalogue import Catalogue, CheckId
 from .config import StorageConfig, resolve
 from .exceptions import ImproperlyConfigured
 from .providers import missing_provider_for, registry
 
 OUR_BACKENDS = ("django-storage", "django_storage_celery_results.backends.StorageBackend")
+
+#: The ids of core's own checks (the providers' are in their packages).
+CHECKS = Catalogue(
+    "django_storage_celery_results",
+    CheckId("E001", "the result storage settings cannot be resolved (the message names the setting)"),
+    CheckId(
+        "W001", "results are stored in a folder the web server may publish (MEDIA_ROOT, STATIC_ROOT, ...)"
+    ),
+    CheckId("W002", "a storage that a provider package would serve better is served by the generic adapter"),
+    CheckId("W003", "an installed result storage provider failed to load"),
+    CheckId(
+        "W004", "no Celery app uses this backend, so nothing was checked (the message says what to import)"
+    ),
+    CheckId("I001", "no result storage is configured: results go to the default folder"),
+)
 
 
 def uses_storage_backend(conf: Any) -> bool:
@@ -26,14 +43,26 @@ def uses_storage_backend(conf: Any) -> bool:
     return backend.split("://", 1)[0] in OUR_BACKENDS or backend.startswith(OUR_BACKENDS[1])
 
 
-def _current_storage() -> tuple[Any, StorageConfig, StorageAdapter] | ImproperlyConfigured | None:
-    """The current Celery app's conf, resolved config and adapter; None when
-    the app does not use this backend; the error when it cannot be built."""
+def project_app() -> Any:
+    """The current Celery app, or None when there is only Celery's fallback app.
+
+    Celery builds that fallback (``Celery("default", fixups=[])``) when an app
+    is asked for before any was created: the project's Celery module was
+    never imported.
+    """
     from celery import current_app
 
-    conf = current_app.conf
-    if not uses_storage_backend(conf):
+    app = current_app._get_current_object()
+    return None if app.main == "default" and not app.fixups else app
+
+
+def _current_storage() -> tuple[Any, StorageConfig, StorageAdapter] | ImproperlyConfigured | None:
+    """The project app's conf, resolved config and adapter; None when there
+    is no app or it does not use this backend; the error when it cannot be built."""
+    app = project_app()
+    if app is None or not uses_storage_backend(app.conf):
         return None
+    conf = app.conf
     try:
         config = resolve(conf)
         return conf, config, config.build_adapter()
@@ -45,28 +74,24 @@ def _current_storage() -> tuple[Any, StorageConfig, StorageAdapter] | Improperly
 def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     current = _current_storage()
     if current is None:
-        return []
+        return list(no_app_warnings())
     if isinstance(current, ImproperlyConfigured):
-        return [
-            checks.Error(
-                str(current), id="django_storage_celery_results.E001", hint="Fix the setting named above."
-            )
-        ]
+        return [CHECKS.message("E001", current.message, current.hint)]
     conf, config, adapter = current
     messages = list(web_served_warnings(adapter.storage))
     if not conf.get("result_storage"):
         messages.append(
-            checks.Info(
+            CHECKS.message(
+                "I001",
                 f"Celery results are stored in the default {adapter.describe()}.",
-                hint="Name the folder with CELERY_RESULT_STORAGE = 'filesystem' and "
+                "Name the folder with CELERY_RESULT_STORAGE = 'filesystem' and "
                 "CELERY_RESULT_STORAGE_CONFIG = {'location': ...} so that web and worker "
                 "processes surely share it.",
-                id="django_storage_celery_results.I001",
             )
         )
     messages.extend(provider_warnings(config.storage_class, config.provider is not None))
     if config.provider is not None and config.provider.checks is not None:
-        messages.extend(config.provider.checks(adapter))
+        messages.extend(config.provider.checks(adapter, config))
     return messages
 
 
@@ -82,6 +107,60 @@ def check_result_storage_connection(app_configs: Any = None, **kwargs: Any) -> l
     return config.provider.connectivity(adapter, expires_seconds(conf))
 
 
+def no_app_warnings() -> Iterable[checks.CheckMessage]:
+    """W004: this app is installed but no Celery app uses the backend, so nothing was checked.
+
+    Nothing is said of an app that uses another result backend: that is the
+    project's explicit choice, which Celery itself validates.
+    """
+    app = project_app()
+    unchecked = "so the result storage settings were not checked (nor, with --deploy, the storage)"
+    if app is None:
+        yield CHECKS.message(
+            "W004", f"No Celery app was found when Django started, {unchecked}.", _import_hint()
+        )
+    elif not app.conf.get("result_backend"):
+        yield CHECKS.message(
+            "W004",
+            f"The Celery app {app.main!r} has no result backend, {unchecked}; its results are not stored.",
+            _backend_hint(),
+        )
+
+
+def _import_hint() -> str:
+    """What to import where, in the layout of Celery's "First steps with Django"."""
+    module = getattr(settings, "SETTINGS_MODULE", None) or ""
+    package = module.split(".", 1)[0] if "." in module else ""
+    if not package:
+        return (
+            "Import your Celery app in your project package's __init__.py "
+            '(from .celery import app as celery_app), as Celery\'s "First steps with Django" shows.'
+        )
+    where = f"add 'from .celery import app as celery_app' to {package}/__init__.py"
+    if _module_exists(f"{package}.celery"):
+        return f"{package}/celery.py is never imported: {where}."
+    return (
+        f"Create the Celery app in {package}/celery.py and {where}, as Celery's "
+        '"First steps with Django" shows.'
+    )
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _backend_hint() -> str:
+    if getattr(settings, "CELERY_RESULT_BACKEND", None):
+        return (
+            "CELERY_RESULT_BACKEND is set but the app does not read it: "
+            "app.config_from_object('django.conf:settings', namespace='CELERY')."
+        )
+    return "Set CELERY_RESULT_BACKEND = 'django-storage'."
+
+
 def expires_seconds(conf: Any) -> float | None:
     """result_expires in seconds; None when results never expire."""
     expires = conf.get("result_expires")
@@ -92,18 +171,18 @@ def expires_seconds(conf: Any) -> float | None:
 
 def provider_warnings(storage_class: type, served: bool) -> Iterable[checks.CheckMessage]:
     for name, error in registry().broken.items():
-        yield checks.Warning(
+        yield CHECKS.message(
+            "W003",
             f"The result storage provider {name!r} failed to load: {error}",
-            hint="Reinstall or upgrade that package, or uninstall it.",
-            id="django_storage_celery_results.W003",
+            "Reinstall or upgrade that package, or uninstall it.",
         )
     distribution = None if served else missing_provider_for(storage_class)
     if distribution:
-        yield checks.Warning(
+        yield CHECKS.message(
+            "W002",
             f"{storage_class.__name__} is served by the generic adapter: a read before "
             "every write, no atomic updates, chords by polling.",
-            hint=f"pip install {distribution}",
-            id="django_storage_celery_results.W002",
+            f"pip install {distribution}",
         )
 
 
@@ -113,12 +192,12 @@ def web_served_warnings(storage: Any) -> Iterable[checks.CheckMessage]:
     location = os.path.realpath(storage.location)
     for setting, folder in _web_served_folders():
         if _inside(location, os.path.realpath(folder)):
-            yield checks.Warning(
+            yield CHECKS.message(
+                "W001",
                 f"Celery results are stored in {location}, inside {setting} "
                 f"({folder}), which the web server may publish.",
-                hint="Set CELERY_RESULT_STORAGE_CONFIG = {'location': ...} to a "
+                "Set CELERY_RESULT_STORAGE_CONFIG = {'location': ...} to a "
                 "folder that is not served, or leave it unset for the default.",
-                id="django_storage_celery_results.W001",
             )
 
 

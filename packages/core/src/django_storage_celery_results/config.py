@@ -17,11 +17,10 @@ The options may hold credentials: they are never logged or put in messages.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage
@@ -32,7 +31,8 @@ from kombu.compression import get_encoder
 from .adapters import StorageAdapter
 from .exceptions import ImproperlyConfigured
 from .generic import GenericAdapter
-from .providers import KNOWN_PRESETS, Provider, registry
+from .providers import KNOWN_PRESETS, PRESET_ALIASES, Provider, registry
+from .suggestions import closest, import_storage_class
 
 STORAGE_SETTING = "CELERY_RESULT_STORAGE (result_storage)"
 CONFIG_SETTING = "CELERY_RESULT_STORAGE_CONFIG (result_storage_config)"
@@ -41,9 +41,6 @@ SAFE_TO_RETRY_SETTING = "CELERY_RESULT_SAFE_TO_RETRY (result_safe_to_retry)"
 CONCURRENCY_SETTING = "result_storage_concurrency"
 DEFAULT_CONCURRENCY = 16
 DEFAULT_FOLDER = "celery-results"
-
-#: Where the usual third-party storage modules come from, for install hints.
-_DISTRIBUTION_OF_MODULE = {"storages": "django-storages"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +61,9 @@ class StorageConfig:
             raise ImproperlyConfigured(
                 f"{self.source}: {self.class_path} could not be created from "
                 f"{CONFIG_SETTING} keys {sorted(self.options)}: "
-                f"{type(exc).__name__}: {redact(str(exc), self.options)}"
+                f"{type(exc).__name__}: {redact(str(exc), self.options)}",
+                hint=f"Correct that value in {CONFIG_SETTING} or in the Django setting the storage "
+                "reads it from.",
             ) from None
 
     def build_adapter(self) -> StorageAdapter:
@@ -173,7 +172,8 @@ def _resolve_storage(conf: Mapping[str, Any]) -> StorageConfig:
     config = conf.get("result_storage_config") or {}
     if not isinstance(config, Mapping):
         raise ImproperlyConfigured(
-            f"{CONFIG_SETTING} must be a dict of storage constructor arguments, not {type(config).__name__}"
+            f"{CONFIG_SETTING} must be a dict of storage constructor arguments, not {type(config).__name__}",
+            hint="For example CELERY_RESULT_STORAGE_CONFIG = {'location': '/var/lib/myproject/results'}.",
         )
     options = dict(config)
     if not value:
@@ -185,7 +185,9 @@ def _resolve_storage(conf: Mapping[str, Any]) -> StorageConfig:
     elif not isinstance(value, str):
         raise ImproperlyConfigured(
             f"{STORAGE_SETTING} must be a dotted class path, a STORAGES alias "
-            f"or a preset name, not {type(value).__name__}"
+            f"or a preset name, not {type(value).__name__}",
+            hint="For example 'filesystem' (a preset), 'storages.backends.s3.S3Storage' (a class path) "
+            "or a key of STORAGES.",
         )
     elif "." in value:
         source = f"{STORAGE_SETTING} = {value!r}"
@@ -206,7 +208,10 @@ def _resolve_storage(conf: Mapping[str, Any]) -> StorageConfig:
 
 def _finish(source: str, storage_class: type, options: dict[str, Any], defaults: bool) -> StorageConfig:
     if not (isinstance(storage_class, type) and issubclass(storage_class, Storage)):
-        raise ImproperlyConfigured(f"{source} is not a django.core.files.storage.Storage subclass")
+        raise ImproperlyConfigured(
+            f"{source} is not a django.core.files.storage.Storage subclass",
+            hint=_not_a_class_hint(storage_class),
+        )
     if defaults and issubclass(storage_class, FileSystemStorage) and not options.get("location"):
         options["location"] = default_location()
     provider = registry().for_storage(storage_class)
@@ -221,13 +226,14 @@ def _storages_setting() -> Mapping[str, Any]:
 
 
 def _import_storage_class(path: str, source: str) -> type[Storage]:
-    try:
-        return import_string(path)
-    except ImportError as exc:
-        module = path.split(".", 1)[0]
-        hint = _DISTRIBUTION_OF_MODULE.get(module)
-        install = f"; install it with: pip install {hint}" if hint else ""
-        raise ImproperlyConfigured(f"{source}: cannot import {path!r} ({exc}){install}") from None
+    return cast("type[Storage]", import_storage_class(path, source))  # _finish checks that it is one
+
+
+def _not_a_class_hint(value: object) -> str:
+    if isinstance(value, Storage):
+        kind = type(value)
+        return f"That is a storage instance: name its class, {kind.__module__}.{kind.__qualname__}."
+    return "Name a Storage class, for example 'django.core.files.storage.FileSystemStorage'."
 
 
 def _preset(name: str) -> Provider:
@@ -241,9 +247,10 @@ def _preset(name: str) -> Provider:
             f"{STORAGE_SETTING} = {name!r} needs {KNOWN_PRESETS[name]}{why}: "
             f"pip install {KNOWN_PRESETS[name]}"
         )
-    choices = sorted({*found.providers, *_storages_setting()})
-    close = difflib.get_close_matches(name, [*choices, *KNOWN_PRESETS], n=1)
-    suggestion = f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(name, [*found.providers, *_storages_setting(), *KNOWN_PRESETS], PRESET_ALIASES)
+    suggestion = f"; did you mean {close!r}?" if close else ""
+    if close in KNOWN_PRESETS and close not in found.providers:
+        suggestion += f" (it needs pip install {KNOWN_PRESETS[close]})"
     raise ImproperlyConfigured(
         f"{STORAGE_SETTING} = {name!r} is not a dotted class path, a STORAGES "
         f"alias ({', '.join(sorted(_storages_setting())) or 'none defined'}) or an "
@@ -260,8 +267,8 @@ def _check_arguments(
         return  # the class validates its own keyword settings
     for key in options:
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            suggestion = f" Did you mean {close[0]!r}?" if close else ""
+            close = closest(key, accepted)
+            suggestion = f" Did you mean {close!r}?" if close else ""
             raise ImproperlyConfigured(
                 f"{CONFIG_SETTING} has the key {key!r}, which "
                 f"{storage_class.__name__} does not accept ({source}).{suggestion} "

@@ -1,12 +1,31 @@
 """Errors raised by the backend, catchable as Celery's or Django's."""
 
+from __future__ import annotations
+
+import functools
+
 from celery.exceptions import BackendError
 from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
 from django.core.exceptions import ImproperlyConfigured as DjangoImproperlyConfigured
 
 
 class ImproperlyConfigured(CeleryImproperlyConfigured, DjangoImproperlyConfigured):
-    """A setting is wrong; the message names the setting and the fix."""
+    """A setting is wrong: the message names the setting, the hint (if any) what to do.
+
+    ``str()`` gives both, as a worker's log shows it; the system check shows
+    the message and the hint apart, as Django's check output does.
+    """
+
+    def __init__(self, message: str = "", hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if not self.hint:
+            return self.message
+        separator = " " if self.message.endswith((".", "?", "!")) else ". "
+        return f"{self.message}{separator}{self.hint}"
 
 
 class InvalidResultId(ValueError):
@@ -27,3 +46,51 @@ class InvalidStoredResult(BackendError, ValueError):
     def __init__(self, message: str, task_id: str) -> None:
         super().__init__(message)
         self.task_id = task_id
+
+
+class ResultStoreMisconfigured(ImproperlyConfigured):
+    """The store refuses every request for results: the bucket (container) does
+    not exist, or the credentials are rejected or may not read results.
+
+    Raised by reads and writes alike, in the worker and in the client, instead
+    of reading the answer as "no result yet" (PENDING): a setting is wrong and
+    no retry will help. The message names the bucket and the setting, never a
+    credential. An ImproperlyConfigured (Celery's and Django's), since the fix
+    is a setting and Celery never retries it (``exception_safe_to_retry`` says
+    no). ``wrapping`` makes it an instance of the store's own error class too,
+    so code that caught the SDK's error keeps working; ``cause`` is that error.
+    """
+
+    cause: BaseException | None = None
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+    def __str__(self) -> str:  # ours, not the store error's own formatting
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (ResultStoreMisconfigured, (str(self),))
+
+    @classmethod
+    def wrapping(cls, message: str, cause: BaseException) -> ResultStoreMisconfigured:
+        """The error for a store error: also an instance of the cause's class, with its attributes."""
+        both = _with_store_class(type(cause))  # type: ignore[arg-type]  # classes are hashable
+        if both is None:
+            return cls(message, cause)
+        error = both.__new__(both)
+        error.__dict__.update(vars(cause))
+        Exception.__init__(error, message)
+        error.cause = cause
+        return error
+
+
+@functools.cache
+def _with_store_class(store_error: type[BaseException]) -> type[ResultStoreMisconfigured] | None:
+    try:
+        # named like the base: logs and tracebacks read ResultStoreMisconfigured(...)
+        namespace = {"__module__": __name__, "__qualname__": ResultStoreMisconfigured.__qualname__}
+        return type(ResultStoreMisconfigured.__name__, (ResultStoreMisconfigured, store_error), namespace)
+    except TypeError:  # incompatible bases: the plain error will do
+        return None

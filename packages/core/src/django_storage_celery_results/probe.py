@@ -1,11 +1,13 @@
-"""The connectivity probe that object-store providers share (``manage.py check --deploy``).
+"""The connectivity probe of every object store (``manage.py check --deploy``), as one template.
 
-A provider subclasses ``Probe`` with its error vocabulary: which exceptions a
-step catches, how to name one in a message (never with credentials) and
-which causes it recognises. The steps every store has in common live here:
-a put/get/delete round trip under the results prefix that also proves the
-conditional writes, and the verdict on a lifecycle rule. Check ids are
-``<provider package>.E0nn`` / ``W0nn`` / ``I0nn`` with the numbers below.
+``Probe.run`` makes the same steps on every store: a first cheap request
+(the preflight: bucket, credentials, network), a put/get/delete round trip
+under the results prefix that also proves the conditional writes, then the
+store's bucket-wide findings and the verdict on a lifecycle rule. A
+provider subclasses it with small hooks: its first request, what to look at
+on the probe object and on the bucket, how to read its lifecycle rule, and
+its words for hints. Failures are sorted by the provider's ``errors`` module
+(the same one its adapter uses) into the ids of ``OBJECT_STORE_CHECKS``.
 """
 
 from __future__ import annotations
@@ -13,28 +15,42 @@ from __future__ import annotations
 import datetime
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core import checks
 
-from .adapters import CREATE, StorageAdapter, Update
-from .exceptions import ImproperlyConfigured, VersionMismatch
+from .adapters import CREATE, ObjectStoreAdapter, Update
+from .catalogue import Catalogue
+from .errors import Kind
+from .exceptions import ImproperlyConfigured, ResultStoreMisconfigured, VersionMismatch
+
+if TYPE_CHECKING:
+    from .config import StorageConfig
+    from .providers import Setting
 
 PROBE_PREFIX = "celery-check-"
-
-#: Check numbers, the same for every provider.
-NO_BUCKET, BAD_CREDENTIALS, UNREACHABLE, STEP_FAILED, NO_CONDITIONS, PUBLIC = 10, 11, 12, 13, 14, 15
-NO_LIST_PERMISSION, NO_LIFECYCLE_RULE, OTHER_LIFECYCLE_DAYS = 10, 11, 12
-LIFECYCLE_UNREADABLE = 10
 DAY = 86400
 
 
-def expiry_days(expires: float | datetime.timedelta) -> int:
-    """Lifecycle rules count whole days: round up, so no result expires early."""
-    seconds = expires.total_seconds() if isinstance(expires, datetime.timedelta) else float(expires)
+def expiry_days(expires: float | datetime.timedelta | None) -> int:
+    """Lifecycle rules count whole days: round up, so no result expires early.
+
+    A lifecycle rule needs results that expire: None, zero or a negative
+    result_expires is refused with a message naming the setting.
+    """
+    seconds = expires.total_seconds() if isinstance(expires, datetime.timedelta) else expires
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ImproperlyConfigured(
+            f"A lifecycle rule needs result_expires (CELERY_RESULT_EXPIRES) as a positive number of "
+            f"seconds or a timedelta, not {expires!r}: results that never expire need no rule."
+        )
     return max(1, math.ceil(seconds / DAY))
+
+
+def days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
 
 
 def require_results_prefix(prefix: str, store: str, everything: str = "every object of the bucket") -> None:
@@ -46,42 +62,73 @@ def require_results_prefix(prefix: str, store: str, everything: str = "every obj
         )
 
 
-def public_acl_errors(
-    adapter: StorageAdapter,
-    package: str,
-    preset: str,
-    public: frozenset[str],
-    parameter: str,
-    parameters_setting: str,
-) -> list[checks.CheckMessage]:
+def merge_rule(
+    rules: Sequence[dict[str, Any]],
+    wanted: dict[str, Any],
+    is_ours: Callable[[dict[str, Any]], bool],
+    same: Callable[[dict[str, Any], dict[str, Any]], bool] = lambda current, wanted: current == wanted,
+) -> tuple[str, list[dict[str, Any]]]:
+    """A store's lifecycle rules with ours created or updated, the others kept as they are:
+    ("created" | "updated" | "unchanged", the rules to write back)."""
+    ours = [rule for rule in rules if is_ours(rule)]
+    if len(ours) == 1 and same(ours[0], wanted):
+        return "unchanged", list(rules)
+    return ("updated" if ours else "created"), [*(rule for rule in rules if not is_ours(rule)), wanted]
+
+
+@dataclass(frozen=True)
+class PublicAcl:
     """Check E001, from the configuration alone: results would be written with a public ACL.
 
-    The ACL is the storage's object parameter of that name, else its default_acl
-    (S3Storage and GoogleCloudStorage alike); parameters_setting names the
-    Django setting of the object parameters.
+    S3Storage and GoogleCloudStorage alike take a result's ACL from the object
+    parameter of that name, else their default_acl. The hint names where the
+    value came from: the config key when CELERY_RESULT_STORAGE_CONFIG (or the
+    STORAGES alias) set it, else the Django setting; and the preset only to
+    a user not on it. Called as the provider's settings check.
     """
-    storage: Any = adapter.storage
-    acl = storage.get_object_parameters("").get(parameter) or storage.default_acl
-    if acl not in public:
-        return []
-    return [
-        checks.Error(
-            f"Celery results in {adapter.describe()} are written with the ACL {acl!r}: "
-            "anyone could read task results.",
-            hint=f"Remove {parameter} from {parameters_setting} / default_acl for results: set "
-            f"CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None, or use the {preset!r} preset.",
-            id=f"{package}.E001",
+
+    catalogue: Catalogue
+    settings_map: Sequence[Setting]
+    preset: str
+    #: ACL names that let people outside the account read an object.
+    public: frozenset[str]
+    #: The ACL's key among the object parameters ("ACL", "acl").
+    parameter: str
+
+    def __call__(self, adapter: Any, config: StorageConfig | None = None) -> list[checks.CheckMessage]:
+        storage = adapter.storage
+        from_parameters = storage.get_object_parameters("").get(self.parameter)
+        acl = from_parameters or storage.default_acl
+        if acl not in self.public:
+            return []
+        argument = "object_parameters" if from_parameters else "default_acl"
+        in_config = config is not None and argument in config.options
+        setting = next(row.names[0] for row in self.settings_map if row.argument == argument)
+        where = f"CELERY_RESULT_STORAGE_CONFIG[{argument!r}]" if in_config else setting
+        if from_parameters:
+            hint = f"Remove {self.parameter!r} from {where}."
+        elif in_config:
+            hint = f"Set {where} = None (no ACL is sent: the bucket decides)."
+        else:
+            hint = (
+                f"Set CELERY_RESULT_STORAGE_CONFIG['default_acl'] = None for results (it wins over {where})"
+            )
+            on_preset = config is not None and config.source.endswith(f"= {self.preset!r} (preset)")
+            hint += "." if on_preset else f", or use the {self.preset!r} preset, which sends none."
+        text = (
+            f"Celery results in {adapter.describe()} are written with the ACL {acl!r} "
+            f"(from {where}): anyone could read task results."
         )
-    ]
+        return [self.catalogue.message("E001", text, hint)]
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A recognised cause of a failed step: what happened, the fix, the check number."""
+    """A recognised cause of a failed step: the check id, what happened, the fix."""
 
+    check_id: str
     what: str
     hint: str
-    number: int
 
 
 @dataclass(frozen=True)
@@ -100,24 +147,101 @@ class RoundTrip:
 
 
 class Probe:
-    """Runs the steps of a connectivity check and turns failures into check messages."""
+    """The connectivity check of one object-store adapter; ``check`` runs it."""
 
-    #: The provider's import name: the check id prefix.
-    package: ClassVar[str]
-    #: What a failing step may raise (anything else is a bug and propagates).
-    errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: The provider's catalogue: the check id prefix and every id it may use.
+    catalogue: ClassVar[Catalogue]
+    words: ClassVar[RoundTrip]
+    #: Hints for a store that cannot be reached and for rejected credentials.
+    network_hint: ClassVar[str]
+    credentials_hint: ClassVar[str] = ""
+    #: Appended to "Create it, or fix bucket_name (SETTING)": other settings that lead to the bucket.
+    bucket_hint_also: ClassVar[str] = ""
+    #: What the preflight does, and its hint when it fails.
+    preflight_doing: ClassVar[str] = "listing the bucket"
+    preflight_hint: ClassVar[str] = ""
+    #: The hint of a lifecycle configuration that could not be read.
+    lifecycle_unreadable_hint: ClassVar[str] = ""
 
-    def __init__(self, adapter: StorageAdapter) -> None:
+    def __init__(self, adapter: ObjectStoreAdapter) -> None:
         self.adapter = adapter
+        self.errors: tuple[type[BaseException], ...] = (*adapter.errors.raised, ResultStoreMisconfigured)
         self.messages: list[checks.CheckMessage] = []
 
-    def code(self, exc: BaseException) -> str:
-        """A short name of the error for messages (an error code, never a secret)."""
-        return type(exc).__name__
+    @classmethod
+    def check(cls, adapter: Any, expires_seconds: float | None = None) -> list[checks.CheckMessage]:
+        """Talk to the store and report what would break or leak; [] when all is well."""
+        return cls(adapter).run(expires_seconds)
 
-    def diagnose(self, doing: str, exc: BaseException) -> Finding | None:
-        """A recognised cause (missing bucket, credentials, network), or None."""
+    def run(self, expires_seconds: float | None) -> list[checks.CheckMessage]:
+        if expires_seconds is not None and expires_seconds <= 0:
+            expires_seconds = None  # results that never expire need no rule
+        if self.preflight() and self.round_trip():
+            self.after_round_trip(expires_seconds)
+        return self.messages
+
+    # -- hooks -------------------------------------------------------------------
+
+    def first_request(self) -> Any:
+        """The cheapest request that proves bucket, credentials and network."""
+        raise NotImplementedError
+
+    def without_permission(self) -> None:
+        """The preflight was refused for want of a permission; the check goes on."""
+        raise NotImplementedError
+
+    def inspect(self, name: str) -> None:
+        """Look at the probe object while it exists (its ACL, for instance)."""
+
+    def read_rule(self) -> tuple[str, int] | None:
+        """The label and days of the rule that expires results, or None."""
         return None
+
+    def after_round_trip(self, expires_seconds: float | None) -> None:
+        """Bucket-wide findings; by default the lifecycle verdict."""
+        if expires_seconds:
+            self.lifecycle(self.read_rule, expires_seconds)
+
+    # -- the steps ---------------------------------------------------------------
+
+    def code(self, exc: BaseException) -> str:
+        if isinstance(exc, ResultStoreMisconfigured) and exc.cause is not None:
+            exc = exc.cause
+        return self.adapter.errors.code(exc)
+
+    def kind(self, exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
+        if isinstance(exc, ResultStoreMisconfigured) and exc.cause is not None:
+            exc = exc.cause
+        return self.adapter.kind(exc, missing_means_bucket)
+
+    def add(self, check_id: str, what: str, hint: str) -> None:
+        self.messages.append(
+            self.catalogue.message(check_id, f"Celery results in {self.adapter.describe()}: {what}.", hint)
+        )
+
+    def diagnose(self, doing: str, exc: BaseException, hint: str, missing_means_bucket: bool) -> Finding:
+        adapter, code = self.adapter, self.code(exc)
+        kind = self.kind(exc, missing_means_bucket)
+        if kind is Kind.MISSING_BUCKET:
+            return Finding(
+                "E010",
+                f"the {adapter.bucket_word} {adapter.bucket_name!r} does not exist",
+                f"Create it, or fix {adapter.bucket_argument} ({adapter.bucket_setting})"
+                f"{self.bucket_hint_also}.",
+            )
+        if kind is Kind.CREDENTIALS:
+            return Finding(
+                "E011",
+                f"{adapter.store} rejected the credentials, or found none ({code}), while {doing}",
+                self.credentials_hint or f"Check {adapter.credential_settings}.",
+            )
+        if kind is Kind.UNREACHABLE:
+            return Finding("E012", f"cannot reach {adapter.store} while {doing} ({code})", self.network_hint)
+        return Finding("E013", f"{doing} failed: {code}", hint)
+
+    def report(self, doing: str, exc: BaseException, hint: str, missing_means_bucket: bool = False) -> None:
+        finding = self.diagnose(doing, exc, hint, missing_means_bucket)
+        self.add(finding.check_id, finding.what, finding.hint)
 
     def step(self, doing: str, call: Callable[[], Any], hint: str) -> tuple[bool, Any]:
         try:
@@ -126,38 +250,25 @@ class Probe:
             self.report(doing, exc, hint)
             return False, None
 
-    def report(self, doing: str, exc: BaseException, hint: str) -> None:
-        finding = self.diagnose(doing, exc) or Finding(f"{doing} failed: {self.code(exc)}", hint, STEP_FAILED)
-        self.fail(finding.what, finding.hint, finding.number)
+    def preflight(self) -> bool:
+        """The first request; False when nothing more can be checked."""
+        try:
+            self.first_request()
+        except self.errors as exc:
+            if self.kind(exc, missing_means_bucket=True) is not Kind.PERMISSION:
+                self.report(self.preflight_doing, exc, self.preflight_hint, missing_means_bucket=True)
+                return False
+            self.without_permission()
+        return True
 
-    def _message(
-        self, level: Callable[..., checks.CheckMessage], letter: str, what: str, hint: str, number: int
-    ) -> None:
-        self.messages.append(
-            level(
-                f"Celery results in {self.adapter.describe()}: {what}.",
-                hint=hint,
-                id=f"{self.package}.{letter}{number:03d}",
-            )
-        )
-
-    def fail(self, what: str, hint: str, number: int) -> None:
-        self._message(checks.Error, "E", what, hint, number)
-
-    def warn(self, what: str, hint: str, number: int) -> None:
-        self._message(checks.Warning, "W", what, hint, number)
-
-    def info(self, what: str, hint: str, number: int) -> None:
-        self._message(checks.Info, "I", what, hint, number)
-
-    def round_trip(self, words: RoundTrip, inspect: Callable[[str], None] = lambda name: None) -> bool:
+    def round_trip(self) -> bool:
         """Write, read back and delete a probe object; False when it could not be written.
 
         Between reading and deleting, proves that the store refuses a second
         create-only write and a write matched against a stale version, then
-        lets the provider inspect the object (its ACL, for instance).
+        lets the provider inspect the object.
         """
-        adapter = self.adapter
+        adapter, words = self.adapter, self.words
         name = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
         written, _version = self.step(
             "writing a probe object", lambda: adapter.put(name, b"{}", CREATE), words.write_hint
@@ -169,18 +280,19 @@ class Probe:
                 "reading the probe object back", lambda: adapter.read(name), words.read_hint
             )
             if ok and (stored is None or stored.data != b"{}"):
-                self.fail(
+                self.add(
+                    "E013",
                     "a probe object read back different",
                     "Check the endpoint and any proxy in between.",
-                    STEP_FAILED,
                 )
-            self._check_conditions(name, words)
-            inspect(name)
+            self._check_conditions(name)
+            self.inspect(name)
         finally:
             self.step("deleting the probe object", lambda: adapter.delete(name), words.delete_hint)
         return True
 
-    def _check_conditions(self, name: str, words: RoundTrip) -> None:
+    def _check_conditions(self, name: str) -> None:
+        words = self.words
         attempts = ((CREATE, words.create_condition), (Update(words.stale_version), words.update_condition))
         for mode, condition in attempts:
             try:
@@ -189,43 +301,38 @@ class Probe:
                 continue
             except self.errors:
                 pass  # reported as an error below, like an ignored condition
-            self.fail(
+            self.add(
+                "E014",
                 f"the store ignores {condition}, so a late duplicate could overwrite a SUCCESS result",
                 words.conditions_hint,
-                NO_CONDITIONS,
             )
             return
 
-    def lifecycle(
-        self,
-        read_rule: Callable[[], tuple[str, int] | None],
-        expires_seconds: float,
-        unreadable_hint: str,
-    ) -> None:
+    def lifecycle(self, read_rule: Callable[[], tuple[str, int] | None], expires_seconds: float) -> None:
         """Report on the rule that expires results: read_rule gives its label and days, or None."""
-        days = expiry_days(expires_seconds)
+        wanted = expiry_days(expires_seconds)
         try:
             rule = read_rule()
         except self.errors as exc:
-            self.info(
+            self.add(
+                "I010",
                 f"the lifecycle configuration could not be read ({self.code(exc)})",
-                unreadable_hint,
-                LIFECYCLE_UNREADABLE,
+                self.lifecycle_unreadable_hint,
             )
             return
-        helper = f"{self.package}.ensure_lifecycle_rule"
+        helper = f"{self.catalogue.package}.ensure_lifecycle_rule"
         if rule is None:
-            self.warn(
+            self.add(
+                "W011",
                 f"no lifecycle rule expires the results prefix, so expired results stay until cleanup() "
                 f"deletes them (result_expires is {expires_seconds:g} s)",
                 "Run celery beat (it schedules celery.backend_cleanup daily), or create the rule once "
                 f"with {helper}.",
-                NO_LIFECYCLE_RULE,
             )
-        elif rule[1] != days:
-            self.warn(
-                f"the lifecycle rule {rule[0]} expires results after {rule[1]} days, "
-                f"result_expires asks for {days}",
+        elif rule[1] != wanted:
+            self.add(
+                "W012",
+                f"the lifecycle rule {rule[0]} expires results after {days(rule[1])}, "
+                f"result_expires asks for {days(wanted)}",
                 f"Update it with {helper}.",
-                OTHER_LIFECYCLE_DAYS,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -30,6 +30,15 @@ KNOWN_PRESETS = {
     "s3": "django-storage-celery-results-s3",
     "gcs": "django-storage-celery-results-gcs",
     "azure": "django-storage-celery-results-azure",
+}
+
+#: Other names users try for a preset (compared without case, "-", "_" or
+#: spaces): suggested in the error, never accepted, so each preset keeps one name.
+PRESET_ALIASES = {
+    **dict.fromkeys(("aws", "amazon", "boto", "boto3", "s3boto", "s3boto3", "s3storage", "minio"), "s3"),
+    **dict.fromkeys(("gs", "gcp", "gcloud", "google", "googlecloud", "googlecloudstorage"), "gcs"),
+    **dict.fromkeys(("azureblob", "azurestorage", "blob", "blobstorage", "abs"), "azure"),
+    **dict.fromkeys(("file", "files", "fs", "local", "folder", "disk", "filesystemstorage"), "filesystem"),
 }
 
 #: Storage classes our providers serve, to suggest the package to install.
@@ -52,6 +61,16 @@ def missing_provider_for(storage_class: type) -> str | None:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One row of a provider's settings map: a storage constructor argument,
+    the Django settings that feed it (first set one wins) and what it means."""
+
+    argument: str
+    names: tuple[str, ...]
+    meaning: str
+
+
+@dataclass(frozen=True)
 class Provider:
     #: Preset name, usable as CELERY_RESULT_STORAGE.
     name: str
@@ -61,17 +80,27 @@ class Provider:
     storage_classes: tuple[str, ...]
     #: Builds the adapter for one storage instance.
     adapter: Callable[[Any], StorageAdapter]
-    #: The class the preset selects and its result-appropriate defaults.
-    preset_class: str
+    #: The class the preset selects (by default the first storage class) and
+    #: its result-appropriate defaults.
+    preset_class: str = ""
     preset_defaults: Mapping[str, Any] = field(default_factory=dict)
-    #: Constructor argument -> the Django settings that feed it, in order of
-    #: precedence: the provider's settings map, for validation and the README.
-    settings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    #: Extra Django system checks for a configured adapter, without network calls.
-    checks: Callable[[StorageAdapter], list[CheckMessage]] | None = None
+    #: The provider's settings map, for validation and the README.
+    settings_map: Sequence[Setting] = ()
+    #: Extra Django system checks for a configured adapter, without network
+    #: calls: the adapter and the resolved configuration it was built from.
+    checks: Callable[[StorageAdapter, Any], list[CheckMessage]] | None = None
     #: Checks that talk to the store (``manage.py check --deploy``): the
     #: adapter and result_expires in seconds (None when results never expire).
     connectivity: Callable[[StorageAdapter, float | None], list[CheckMessage]] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.preset_class:
+            object.__setattr__(self, "preset_class", self.storage_classes[0])
+
+    @property
+    def settings(self) -> Mapping[str, tuple[str, ...]]:
+        """Constructor argument -> the Django settings that feed it, in order of precedence."""
+        return {setting.argument: setting.names for setting in self.settings_map}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,6 @@
 
 from .__about__ import __version__
 from .adapter import FileSystemAdapter
-from .provider import provider
+from .provider import CHECKS, provider
 
-__all__ = ["FileSystemAdapter", "__version__", "provider"]
+__all__ = ["CHECKS", "FileSystemAdapter", "__version__", "provider"]

@@ -7,12 +7,19 @@ import os
 from django.core import checks
 
 from django_storage_celery_results.adapters import StorageAdapter
+from django_storage_celery_results.catalogue import Catalogue, CheckId
 from django_storage_celery_results.providers import Provider
 
 from .adapter import FileSystemAdapter, fcntl
 
+CHECKS = Catalogue(
+    "django_storage_celery_results_filesystem",
+    CheckId("E001", "the results folder cannot be created or written by this user"),
+    CheckId("W001", "the platform has no flock: no atomic conditional updates"),
+)
 
-def check_folder(adapter: StorageAdapter) -> list[checks.CheckMessage]:
+
+def check_folder(adapter: StorageAdapter, config: object = None) -> list[checks.CheckMessage]:
     assert isinstance(adapter, FileSystemAdapter)
     messages: list[checks.CheckMessage] = []
     folder = adapter.root
@@ -21,18 +28,17 @@ def check_folder(adapter: StorageAdapter) -> list[checks.CheckMessage]:
         existing = os.path.dirname(existing)
     if not os.access(existing, os.W_OK | os.X_OK):
         messages.append(
-            checks.Error(
+            CHECKS.message(
+                "E001",
                 f"Celery results folder {folder} cannot be created or written by this user.",
-                hint="Create it with write permission for the web and worker users, "
+                "Create it with write permission for the web and worker users, "
                 "or set CELERY_RESULT_STORAGE_CONFIG['location'].",
-                id="django_storage_celery_results_filesystem.E001",
             )
         )
     if fcntl is None:
         messages.append(
-            checks.Warning(
-                "This platform has no flock: results are written without atomic conditional updates.",
-                id="django_storage_celery_results_filesystem.W001",
+            CHECKS.message(
+                "W001", "This platform has no flock: results are written without atomic conditional updates."
             )
         )
     return messages
@@ -43,6 +49,5 @@ provider = Provider(
     distribution="django-storage-celery-results-filesystem",
     storage_classes=("django.core.files.storage.FileSystemStorage",),
     adapter=FileSystemAdapter,
-    preset_class="django.core.files.storage.FileSystemStorage",
     checks=check_folder,
 )

@@ -6,48 +6,51 @@ is one media download, whose ``x-goog-generation`` header is the version.
 ``GoogleCloudStorage.save()`` sends no preconditions and its file object asks
 for the metadata before the media, so the adapter calls the client directly,
 with the storage's credentials, project, bucket, location and object
-parameters.
+parameters. What GCS's errors mean is in ``errors.py``; the private
+google-cloud-storage APIs it needs are in ``internals.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-from collections.abc import Callable, Iterable, Iterator
+import datetime
+from collections.abc import Iterable
 from typing import Any
 
 import requests
-from google.api_core import exceptions
-from google.auth.exceptions import DefaultCredentialsError, TransportError
+from google.auth.exceptions import DefaultCredentialsError
 from google.cloud.storage import Blob
-from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from django_storage_celery_results.adapters import (
     CREATE,
-    OVERWRITE,
-    RETRYABLE_STATUSES,
     Content,
-    ListedObject,
     ObjectStoreAdapter,
     PutMode,
     StoredObject,
     Update,
-    in_batches,
-    not_deleted,
-    required_setting,
 )
-from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
+from django_storage_celery_results.errors import Kind
+from django_storage_celery_results.exceptions import ImproperlyConfigured
 
+from . import internals
 from .batch import BATCH_LIMIT, delete_objects
+from .errors import ERRORS, NotFoundReads
 
-#: Transport failures worth another try: connection resets, timeouts, cut-off bodies.
-RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 #: Blob properties the adapter sets itself from the result's labels.
 LABELS = ("content_type", "content_encoding")
 
 
 class GCSAdapter(ObjectStoreAdapter):
+    store = "Google Cloud Storage"
+    scheme = "gs"
+    bucket_setting = "GS_BUCKET_NAME"
+    credential_settings = (
+        "credentials (GS_CREDENTIALS) or the application default credentials "
+        "(GOOGLE_APPLICATION_CREDENTIALS, the workload identity of the service account)"
+    )
+    read_permission = "storage.objects.get (roles/storage.objectUser)"
+    errors = ERRORS
+    delete_batch = BATCH_LIMIT
     #: google-auth's requests session keeps requests' default pool per host.
     max_concurrency = requests.adapters.DEFAULT_POOLSIZE
     #: The client's own retry policy for transient errors, as django-storages
@@ -59,9 +62,6 @@ class GCSAdapter(ObjectStoreAdapter):
 
     def __init__(self, storage: Any) -> None:
         super().__init__(storage)
-        self.bucket_name = required_setting(
-            storage.bucket_name, "Google Cloud Storage", "bucket", "bucket_name", "GS_BUCKET_NAME"
-        )
         try:
             # The storage's own client: its credentials and project (built here,
             # so in each process afresh: core builds a new storage after fork).
@@ -73,36 +73,29 @@ class GCSAdapter(ObjectStoreAdapter):
                 "default credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default "
                 "login`, or the metadata server of GCE, GKE and Cloud Run)"
             ) from None
-        # google-cloud-storage 3.x fetches each bucket's metadata in a background
-        # request (for OpenTelemetry attributes) and re-checks the bucket after
-        # every 404, unless DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA is set.
-        # Turn that off for this client alone, leaving the process environment
-        # and every other client as they are.
-        if getattr(self.client, "_bucket_metadata_cache", None) is not None:
-            self.client._bucket_metadata_cache = None
+        internals.disable_bucket_metadata_lookups(self.client)
         self.bucket = storage.bucket
+        self.not_found_reads = NotFoundReads()
 
-    def blob(self, name: str) -> Blob:
+    def blob(self, key: str) -> Blob:
         # A fresh blob without the storage's chunk size: chunked transfers
         # would turn one request into several.
-        return Blob(self.key(name), self.bucket)
+        return Blob(key, self.bucket)
 
-    def read(self, name: str) -> StoredObject | None:
-        blob = self.blob(name)
-        try:
-            # Raw: the stored bytes as they are. requests would otherwise undo a
-            # deflate/br/zstd Content-Encoding that the backend undoes itself.
-            data = blob.download_as_bytes(raw_download=True, retry=self.retry)
-        except exceptions.NotFound:
-            return None
+    def get(self, key: str) -> StoredObject:
+        blob = self.blob(key)
+        # Raw: the stored bytes as they are. requests would otherwise undo a
+        # deflate/br/zstd Content-Encoding that the backend undoes itself.
+        data = blob.download_as_bytes(raw_download=True, retry=self.retry)
         generation = blob.generation  # from the download's x-goog-generation header
         return StoredObject(data, None if generation is None else str(generation), blob.content_encoding)
 
-    def put(
-        self, name: str, data: bytes, mode: PutMode = OVERWRITE, content: Content = Content()
-    ) -> str | None:
-        blob = self.blob(name)
-        params = dict(self.storage.get_object_parameters(blob.name))
+    def is_missing(self, key: str, exc: BaseException) -> bool:
+        return self.kind(exc) is Kind.MISSING_OBJECT and self.not_found_reads.missing(self, key)
+
+    def write(self, key: str, data: bytes, mode: PutMode, content: Content) -> str | None:
+        blob = self.blob(key)
+        params = dict(self.storage.get_object_parameters(key))
         acl = params.pop("acl", self.storage.default_acl)
         for prop, value in params.items():
             if prop not in LABELS:
@@ -110,62 +103,24 @@ class GCSAdapter(ObjectStoreAdapter):
         if content.content_encoding:
             blob.content_encoding = content.content_encoding
         generation = 0 if mode == CREATE else int(mode.version) if isinstance(mode, Update) else None
-        try:
-            # upload_from_string() switches to a resumable upload (two requests
-            # or more, with no precondition on the first) above 8 MiB; the
-            # multipart upload it uses below that takes any size in one request.
-            response = blob._do_multipart_upload(
-                client=self.client,
-                stream=io.BytesIO(data),
-                content_type=content.content_type or "application/octet-stream",
-                size=len(data),
-                predefined_acl=acl,
-                if_generation_match=generation,
-                if_generation_not_match=None,
-                if_metageneration_match=None,
-                if_metageneration_not_match=None,
-                retry=self.retry,
-            )
-        except InvalidResponse as exc:
-            error = exceptions.from_http_response(exc.response)
-            if isinstance(error, exceptions.PreconditionFailed):
-                raise VersionMismatch(f"result {name!r} changed since it was read") from None
-            raise error from None
+        response = internals.multipart_upload(
+            blob, self.client, data, self.content_type(content), acl, generation, self.retry
+        )
         return str(response.json()["generation"])
 
-    def delete(self, name: str) -> None:
-        with contextlib.suppress(exceptions.NotFound):
-            self.bucket.delete_blob(self.key(name), retry=self.retry)
+    def remove(self, key: str) -> None:
+        self.bucket.delete_blob(key, retry=self.retry)
 
-    def delete_many(self, names: Iterable[str]) -> None:
-        for batch in in_batches((self.key(name) for name in names), BATCH_LIMIT):
-            call = self.retry(delete_objects) if self.retry else delete_objects
-            failed = call(self.client, self.bucket_name, batch)
-            if failed:
-                raise not_deleted(
-                    "GCS", self, [(key, f"HTTP {status}") for key, status in failed], len(batch)
-                )
+    def remove_batch(self, keys: list[str]) -> list[tuple[str, object]]:
+        call = self.retry(delete_objects) if self.retry else delete_objects
+        return [(key, f"HTTP {status}") for key, status in call(self.client, self.bucket_name, keys)]
 
-    def list(
-        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
-    ) -> Iterator[ListedObject]:
+    def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime]]:
         blobs = self.client.list_blobs(
             self.bucket,
-            prefix=self.prefix + prefix,
+            prefix=prefix,
             delimiter="/",
             fields="items(name,updated),nextPageToken",
             retry=self.retry,
         )
-        return self.listed(((blob.name, blob.updated) for blob in blobs), wanted)
-
-    def is_retryable(self, exc: BaseException) -> bool:
-        if isinstance(exc, exceptions.RetryError) and exc.cause is not None:
-            exc = exc.cause  # the client's own retries ran out on this error
-        if isinstance(exc, exceptions.GoogleAPICallError):
-            return exc.code in RETRYABLE_STATUSES
-        if isinstance(exc, (*RETRYABLE_ERRORS, TransportError, DataCorruption)):
-            return True
-        return super().is_retryable(exc)
-
-    def describe(self) -> str:
-        return f"{type(self.storage).__name__} at gs://{self.bucket_name}/{self.prefix}"
+        return ((blob.name, blob.updated) for blob in blobs)

@@ -15,20 +15,16 @@ asynchronously, so a result may outlive the rule's age by a while.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-from django_storage_celery_results.probe import expiry_days, require_results_prefix
+from django_storage_celery_results.probe import expiry_days, merge_rule, require_results_prefix
 
 from .adapter import GCSAdapter
+from .internals import raw_lifecycle_rules
 
 #: Conditions a rule may carry and still expire every result by age alone.
 AGE_CONDITIONS = frozenset({"age", "matchesPrefix"})
-
-
-def _rules(bucket: Any) -> list[dict[str, Any]]:
-    # The raw rules: bucket.lifecycle_rules drops action types this client
-    # version does not know, and writing that back would delete them.
-    return [dict(rule) for rule in bucket._properties.get("lifecycle", {}).get("rule", ())]
 
 
 def _expires_results(rule: dict[str, Any], prefix: str) -> bool:
@@ -44,29 +40,30 @@ def _expires_results(rule: dict[str, Any], prefix: str) -> bool:
 def find_expiry_rule(adapter: GCSAdapter, bucket: Any = None) -> dict[str, Any] | None:
     """A rule of the bucket that deletes every result by age; reads the bucket unless given."""
     bucket = bucket or adapter.client.get_bucket(adapter.bucket_name, retry=adapter.retry)
-    return next((rule for rule in _rules(bucket) if _expires_results(rule, adapter.prefix)), None)
+    return next(
+        (rule for rule in raw_lifecycle_rules(bucket) if _expires_results(rule, adapter.prefix)), None
+    )
 
 
-def ensure_lifecycle_rule(adapter: GCSAdapter, expires_seconds: float) -> str:
+def ensure_lifecycle_rule(adapter: GCSAdapter, expires_seconds: float | datetime.timedelta) -> str:
     """Create or update our rule; returns "created", "updated" or "unchanged".
 
     Other rules of the bucket are kept. The update is matched against the
     bucket's metageneration, so a concurrent change to the bucket fails it
-    (412) instead of being overwritten: run it again.
+    (412) instead of being overwritten: run it again. Refuses a
+    result_expires that is not a positive duration.
     """
+    days = expiry_days(expires_seconds)
     require_results_prefix(adapter.prefix, "GCS")
-    wanted = {
-        "action": {"type": "Delete"},
-        "condition": {"age": expiry_days(expires_seconds), "matchesPrefix": [adapter.prefix]},
-    }
+    wanted = {"action": {"type": "Delete"}, "condition": {"age": days, "matchesPrefix": [adapter.prefix]}}
     bucket = adapter.client.get_bucket(adapter.bucket_name, retry=adapter.retry)
-    rules = _rules(bucket)
-    ours = [rule for rule in rules if _is_ours(rule, adapter.prefix)]
-    if ours == [wanted]:
-        return "unchanged"
-    bucket.lifecycle_rules = [*(rule for rule in rules if rule not in ours), wanted]
-    bucket.patch(if_metageneration_match=bucket.metageneration, retry=adapter.retry)
-    return "updated" if ours else "created"
+    outcome, rules = merge_rule(
+        raw_lifecycle_rules(bucket), wanted, lambda rule: _is_ours(rule, adapter.prefix)
+    )
+    if outcome != "unchanged":
+        bucket.lifecycle_rules = rules
+        bucket.patch(if_metageneration_match=bucket.metageneration, retry=adapter.retry)
+    return outcome
 
 
 def _is_ours(rule: dict[str, Any], prefix: str) -> bool:

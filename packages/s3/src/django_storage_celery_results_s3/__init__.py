@@ -1,13 +1,34 @@
-"""S3 provider for django-storage-celery-results."""
+"""S3 provider for django-storage-celery-results.
+
+A missing bucket or refused credentials raise ``ResultStoreMisconfigured``
+(docs/providers/s3.md#misconfigured). Check ids: ``CHECKS``.
+"""
+
+from django_storage_celery_results.providers import Provider
 
 from .__about__ import __version__
 from .adapter import S3Adapter
-from .checks import check_connectivity, check_settings
+from .checks import CHECKS, check_connectivity, check_settings
 from .lifecycle import ensure_lifecycle_rule, find_expiry_rule
-from .provider import provider
 from .settings_map import S3_SETTINGS
 
+#: Published to core's registry (the entry point names it).
+provider = Provider(
+    name="s3",
+    distribution="django-storage-celery-results-s3",
+    storage_classes=("storages.backends.s3.S3Storage",),
+    adapter=S3Adapter,
+    # Results overwrite in place, carry no ACL (private unless a bucket policy
+    # says otherwise, and valid on buckets with ACLs disabled) and live in
+    # their own folder, whatever the project's media settings say.
+    preset_defaults={"location": "celery-results", "file_overwrite": True, "default_acl": None},
+    settings_map=S3_SETTINGS,
+    checks=check_settings,
+    connectivity=check_connectivity,
+)
+
 __all__ = [
+    "CHECKS",
     "S3_SETTINGS",
     "S3Adapter",
     "__version__",

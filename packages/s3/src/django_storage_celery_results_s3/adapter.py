@@ -5,156 +5,110 @@ task's next state is one version-matched ``PutObject`` (``If-Match: <ETag>``);
 a read is one ``GetObject``. ``S3Storage.save()`` cannot send those
 conditions (s3transfer rejects them) and opens a multipart upload, so the
 adapter calls the client directly, with the storage's own credentials,
-endpoint, bucket, location and object parameters.
+endpoint, bucket, location and object parameters. What S3's errors mean is
+in ``errors.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import datetime
+from collections.abc import Iterable
 from typing import Any
 
-from botocore.exceptions import ClientError, HTTPClientError
 from storages.backends.s3 import S3Storage
 
 from django_storage_celery_results.adapters import (
     CREATE,
-    OVERWRITE,
     Content,
-    ListedObject,
     ObjectStoreAdapter,
     PutMode,
     StoredObject,
     Update,
-    in_batches,
-    not_deleted,
-    required_setting,
 )
-from django_storage_celery_results.exceptions import VersionMismatch
+from django_storage_celery_results.errors import Kind
 
-#: DeleteObjects takes at most this many keys per request.
-DELETE_BATCH = 1000
-#: Error codes of transient conditions worth another try.
-RETRYABLE_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestTimeout",
-        "InternalError",
-        "ServiceUnavailable",
-        "OperationAborted",
-    }
-)
-#: An S3 GET of a missing key answers 403 AccessDenied when the credentials
-#: lack s3:ListBucket; read() reports it as missing (PENDING), like a 404.
-MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+from .errors import ERRORS, ForbiddenReads
+
 SSE_CUSTOMER_KEYS = ("SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5")
-
-
-def error_of(exc: ClientError) -> tuple[int, str]:
-    """The HTTP status and S3 error code of a failed call."""
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    code = exc.response.get("Error", {}).get("Code") or ""
-    return int(status), str(code)
 
 
 class S3Adapter(ObjectStoreAdapter):
     storage: S3Storage
+    store = "S3"
+    scheme = "s3"
+    bucket_setting = "AWS_STORAGE_BUCKET_NAME"
+    credential_settings = (
+        "access_key / secret_key / security_token (AWS_S3_ACCESS_KEY_ID, AWS_S3_SECRET_ACCESS_KEY, "
+        "AWS_SESSION_TOKEN), a session_profile or an instance role"
+    )
+    read_permission = "s3:GetObject (and kms:Decrypt for SSE-KMS)"
+    errors = ERRORS
+    #: DeleteObjects takes at most this many keys per request.
+    delete_batch = 1000
 
     def __init__(self, storage: S3Storage) -> None:
         super().__init__(storage)
-        self.bucket_name = required_setting(
-            storage.bucket_name, "S3", "bucket", "bucket_name", "AWS_STORAGE_BUCKET_NAME"
-        )
         # The storage's own client: built from its credentials, endpoint,
         # region and client config. boto3 clients are thread-safe, so one
         # serves the batch-read threads too (storage.connection is per thread).
         self.client = storage.connection.meta.client
         self.max_concurrency = self.client.meta.config.max_pool_connections
+        self.forbidden_reads = ForbiddenReads()
 
-    def _write_parameters(self, name: str, content: Content) -> dict[str, Any]:
-        params = dict(self.storage.get_object_parameters(name))
+    def _parameters(self, key: str) -> dict[str, Any]:
+        """The storage's object parameters for a result, by its name as save() would pass it."""
+        return dict(self.storage.get_object_parameters(key.removeprefix(self.prefix)))
+
+    def _write_parameters(self, key: str, content: Content) -> dict[str, Any]:
+        params = self._parameters(key)
         if "ACL" not in params and self.storage.default_acl:
             params["ACL"] = self.storage.default_acl
-        params["ContentType"] = content.content_type or "application/octet-stream"
+        params["ContentType"] = self.content_type(content)
         params.pop("ContentEncoding", None)
         if content.content_encoding:
             params["ContentEncoding"] = content.content_encoding
         return params
 
-    def _read_parameters(self, name: str) -> dict[str, Any]:
-        params = self.storage.get_object_parameters(name)
-        return {key: params[key] for key in SSE_CUSTOMER_KEYS if key in params}
+    def _read_parameters(self, key: str) -> dict[str, Any]:
+        params = self._parameters(key)
+        return {name: params[name] for name in SSE_CUSTOMER_KEYS if name in params}
 
-    def read(self, name: str) -> StoredObject | None:
-        try:
-            response = self.client.get_object(
-                Bucket=self.bucket_name, Key=self.key(name), **self._read_parameters(name)
-            )
-        except ClientError as exc:
-            status, code = error_of(exc)
-            if status == 404 or code in MISSING_CODES or (status == 403 and code == "AccessDenied"):
-                return None
-            raise
+    def get(self, key: str) -> StoredObject:
+        response = self.client.get_object(Bucket=self.bucket_name, Key=key, **self._read_parameters(key))
         with response["Body"] as body:
             data = body.read()
         return StoredObject(data, response.get("ETag"), response.get("ContentEncoding"))
 
-    def put(
-        self, name: str, data: bytes, mode: PutMode = OVERWRITE, content: Content = Content()
-    ) -> str | None:
-        params = self._write_parameters(name, content)
+    def is_missing(self, key: str, exc: BaseException) -> bool:
+        kind = self.kind(exc)
+        if kind is Kind.PERMISSION:
+            return self.forbidden_reads.missing(self.client, self.bucket_name, key)
+        return kind is Kind.MISSING_OBJECT
+
+    def write(self, key: str, data: bytes, mode: PutMode, content: Content) -> str | None:
+        params = self._write_parameters(key, content)
         if mode == CREATE:
             params["IfNoneMatch"] = "*"
         elif isinstance(mode, Update):
             params["IfMatch"] = mode.version
-        try:
-            response = self.client.put_object(
-                Bucket=self.bucket_name, Key=self.key(name), Body=data, **params
-            )
-        except ClientError as exc:
-            status, code = error_of(exc)
-            conflict = status in (409, 412) and code in ("PreconditionFailed", "ConditionalRequestConflict")
-            vanished = isinstance(mode, Update) and (status == 404 or code in MISSING_CODES)
-            if conflict or vanished:
-                raise VersionMismatch(f"result {name!r} changed since it was read ({code})") from None
-            raise
+        response = self.client.put_object(Bucket=self.bucket_name, Key=key, Body=data, **params)
         return response.get("ETag")
 
-    def delete(self, name: str) -> None:
-        self.client.delete_object(Bucket=self.bucket_name, Key=self.key(name))
+    def remove(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket_name, Key=key)
 
-    def delete_many(self, names: Iterable[str]) -> None:
-        for batch in in_batches((self.key(name) for name in names), DELETE_BATCH):
-            response = self.client.delete_objects(
-                Bucket=self.bucket_name, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
-            )
-            errors = [
-                (error.get("Key"), error.get("Code"))
-                for error in response.get("Errors", ())
-                if error.get("Code") != "NoSuchKey"
-            ]
-            if errors:
-                raise not_deleted("S3", self, errors, len(batch))
-
-    def list(
-        self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
-    ) -> Iterator[ListedObject]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket_name, Prefix=self.prefix + prefix, Delimiter="/"
+    def remove_batch(self, keys: list[str]) -> list[tuple[str, object]]:
+        response = self.client.delete_objects(
+            Bucket=self.bucket_name, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True}
         )
-        objects = ((item["Key"], item["LastModified"]) for page in pages for item in page.get("Contents", ()))
-        return self.listed(objects, wanted)
+        return [
+            (error.get("Key"), error.get("Code"))
+            for error in response.get("Errors", ())
+            if error.get("Code") != "NoSuchKey"
+        ]
 
-    def is_retryable(self, exc: BaseException) -> bool:
-        if isinstance(exc, HTTPClientError):  # connection resets, timeouts
-            return True
-        if isinstance(exc, ClientError):
-            status, code = error_of(exc)
-            return code in RETRYABLE_CODES or status in (500, 502, 503, 504)
-        return super().is_retryable(exc)
-
-    def describe(self) -> str:
-        return f"{type(self.storage).__name__} at s3://{self.bucket_name}/{self.prefix}"
+    def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime]]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"
+        )
+        return ((item["Key"], item["LastModified"]) for page in pages for item in page.get("Contents", ()))

@@ -8,13 +8,15 @@ whole days counted from each object's last write. ``cleanup()`` (Celery's
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from django_storage_celery_results.probe import expiry_days, require_results_prefix
+from django_storage_celery_results.probe import expiry_days, merge_rule, require_results_prefix
 
-from .adapter import S3Adapter, error_of
+from .adapter import S3Adapter
+from .errors import status_and_code
 
 
 def rule_id(adapter: S3Adapter) -> str:
@@ -25,7 +27,7 @@ def _rules(adapter: S3Adapter) -> list[dict[str, Any]]:
     try:
         response = adapter.client.get_bucket_lifecycle_configuration(Bucket=adapter.bucket_name)
     except ClientError as exc:
-        if error_of(exc)[1] == "NoSuchLifecycleConfiguration":
+        if status_and_code(exc)[1] == "NoSuchLifecycleConfiguration":
             return []
         raise
     return list(response.get("Rules", ()))
@@ -56,25 +58,29 @@ def find_expiry_rule(adapter: S3Adapter) -> dict[str, Any] | None:
     return None
 
 
-def ensure_lifecycle_rule(adapter: S3Adapter, expires_seconds: float) -> str:
+def ensure_lifecycle_rule(adapter: S3Adapter, expires_seconds: float | datetime.timedelta) -> str:
     """Create or update our rule; returns "created", "updated" or "unchanged".
 
     Other rules of the bucket are kept. Refuses a results location at the
-    bucket root, where the rule would expire every object of the bucket.
+    bucket root, where the rule would expire every object of the bucket, and
+    a result_expires that is not a positive duration.
     """
+    days = expiry_days(expires_seconds)
     require_results_prefix(adapter.prefix, "S3")
     wanted = {
         "ID": rule_id(adapter),
         "Status": "Enabled",
         "Filter": {"Prefix": adapter.prefix},
-        "Expiration": {"Days": expiry_days(expires_seconds)},
+        "Expiration": {"Days": days},
     }
-    rules = _rules(adapter)
-    current = next((rule for rule in rules if rule.get("ID") == wanted["ID"]), None)
-    if current is not None and all(current.get(key) == value for key, value in wanted.items()):
-        return "unchanged"
-    others = [rule for rule in rules if rule.get("ID") != wanted["ID"]]
-    adapter.client.put_bucket_lifecycle_configuration(
-        Bucket=adapter.bucket_name, LifecycleConfiguration={"Rules": [*others, wanted]}
+    outcome, rules = merge_rule(
+        _rules(adapter),
+        wanted,
+        is_ours=lambda rule: rule.get("ID") == wanted["ID"],
+        same=lambda current, wanted: all(current.get(key) == value for key, value in wanted.items()),
     )
-    return "created" if current is None else "updated"
+    if outcome != "unchanged":
+        adapter.client.put_bucket_lifecycle_configuration(
+            Bucket=adapter.bucket_name, LifecycleConfiguration={"Rules": rules}
+        )
+    return outcome

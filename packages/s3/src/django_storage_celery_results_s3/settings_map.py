@@ -8,39 +8,50 @@ CELERY_RESULT_STORAGE_CONFIG wins over the setting.
 
 from __future__ import annotations
 
-#: constructor argument -> Django settings (first set one wins) and meaning
-S3_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
-    "access_key": (("AWS_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"), "access key id"),
-    "secret_key": (("AWS_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"), "secret access key"),
-    "security_token": (("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"), "session token of temporary credentials"),
-    "session_profile": (("AWS_S3_SESSION_PROFILE",), "profile of ~/.aws/config (not with keys)"),
-    "bucket_name": (("AWS_STORAGE_BUCKET_NAME",), "bucket"),
-    "location": (("AWS_LOCATION",), "key prefix (folder) inside the bucket; preset: celery-results"),
-    "endpoint_url": (("AWS_S3_ENDPOINT_URL",), "endpoint of an S3-compatible store"),
-    "region_name": (("AWS_S3_REGION_NAME",), "region"),
-    "addressing_style": (("AWS_S3_ADDRESSING_STYLE",), "'virtual' or 'path'"),
-    "signature_version": (("AWS_S3_SIGNATURE_VERSION",), "request signature version"),
-    "client_config": (("AWS_S3_CLIENT_CONFIG",), "botocore Config (retries, timeouts, max_pool_connections)"),
-    "use_ssl": (("AWS_S3_USE_SSL",), "use HTTPS"),
-    "verify": (("AWS_S3_VERIFY",), "TLS verification: bool or CA bundle path"),
-    "proxies": (("AWS_S3_PROXIES",), "HTTP proxies"),
-    "object_parameters": (("AWS_S3_OBJECT_PARAMETERS",), "PutObject parameters (SSE, StorageClass, ...)"),
-    "default_acl": (("AWS_DEFAULT_ACL",), "canned ACL; preset: none sent (private)"),
-    "file_overwrite": (("AWS_S3_FILE_OVERWRITE",), "overwrite in place; preset: True"),
-    "max_memory_size": (("AWS_S3_MAX_MEMORY_SIZE",), "storage.open() buffer (not used for results)"),
-    "transfer_config": (("AWS_S3_TRANSFER_CONFIG",), "s3transfer config (not used for results)"),
-    "use_threads": (("AWS_S3_USE_THREADS",), "deprecated by django-storages"),
-    "querystring_auth": (("AWS_QUERYSTRING_AUTH",), "signed URLs from storage.url()"),
-    "querystring_expire": (("AWS_QUERYSTRING_EXPIRE",), "signed URL lifetime"),
-    "custom_domain": (("AWS_S3_CUSTOM_DOMAIN",), "domain for storage.url()"),
-    "url_protocol": (("AWS_S3_URL_PROTOCOL",), "protocol for storage.url()"),
-    "cloudfront_key_id": (("AWS_CLOUDFRONT_KEY_ID",), "CloudFront signed URLs"),
-    "cloudfront_key": (("AWS_CLOUDFRONT_KEY",), "CloudFront signed URLs"),
-    "cloudfront_signer": ((), "CloudFront signer object (constructor only)"),
-    "file_name_charset": (("AWS_S3_FILE_NAME_CHARSET",), "name charset"),
-    "gzip": (("AWS_IS_GZIPPED",), "gzip on save() (results use result_compression)"),
-    "gzip_content_types": (("GZIP_CONTENT_TYPES",), "types gzipped on save()"),
-}
+from django_storage_celery_results.providers import Setting
 
-#: What core's provider contract takes: argument -> settings.
-SETTINGS_BY_ARGUMENT = {argument: names for argument, (names, _meaning) in S3_SETTINGS.items()}
+#: constructor argument, the Django settings that feed it (first set one wins), meaning
+S3_SETTINGS = (
+    Setting("access_key", ("AWS_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"), "access key id"),
+    Setting("secret_key", ("AWS_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"), "secret access key"),
+    Setting(
+        "security_token",
+        ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"),
+        "session token of temporary credentials",
+    ),
+    Setting("session_profile", ("AWS_S3_SESSION_PROFILE",), "profile of ~/.aws/config (not with keys)"),
+    Setting("bucket_name", ("AWS_STORAGE_BUCKET_NAME",), "bucket"),
+    Setting("location", ("AWS_LOCATION",), "key prefix (folder) inside the bucket; preset: celery-results"),
+    Setting("endpoint_url", ("AWS_S3_ENDPOINT_URL",), "endpoint of an S3-compatible store"),
+    Setting("region_name", ("AWS_S3_REGION_NAME",), "region"),
+    Setting("addressing_style", ("AWS_S3_ADDRESSING_STYLE",), "'virtual' or 'path'"),
+    Setting("signature_version", ("AWS_S3_SIGNATURE_VERSION",), "request signature version"),
+    Setting(
+        "client_config",
+        ("AWS_S3_CLIENT_CONFIG",),
+        "botocore Config (retries, timeouts, max_pool_connections)",
+    ),
+    Setting("use_ssl", ("AWS_S3_USE_SSL",), "use HTTPS"),
+    Setting("verify", ("AWS_S3_VERIFY",), "TLS verification: bool or CA bundle path"),
+    Setting("proxies", ("AWS_S3_PROXIES",), "HTTP proxies"),
+    Setting(
+        "object_parameters",
+        ("AWS_S3_OBJECT_PARAMETERS",),
+        "PutObject parameters (SSE, StorageClass, ...)",
+    ),
+    Setting("default_acl", ("AWS_DEFAULT_ACL",), "canned ACL; preset: none sent (private)"),
+    Setting("file_overwrite", ("AWS_S3_FILE_OVERWRITE",), "overwrite in place; preset: True"),
+    Setting("max_memory_size", ("AWS_S3_MAX_MEMORY_SIZE",), "storage.open() buffer (not used for results)"),
+    Setting("transfer_config", ("AWS_S3_TRANSFER_CONFIG",), "s3transfer config (not used for results)"),
+    Setting("use_threads", ("AWS_S3_USE_THREADS",), "deprecated by django-storages"),
+    Setting("querystring_auth", ("AWS_QUERYSTRING_AUTH",), "signed URLs from storage.url()"),
+    Setting("querystring_expire", ("AWS_QUERYSTRING_EXPIRE",), "signed URL lifetime"),
+    Setting("custom_domain", ("AWS_S3_CUSTOM_DOMAIN",), "domain for storage.url()"),
+    Setting("url_protocol", ("AWS_S3_URL_PROTOCOL",), "protocol for storage.url()"),
+    Setting("cloudfront_key_id", ("AWS_CLOUDFRONT_KEY_ID",), "CloudFront signed URLs"),
+    Setting("cloudfront_key", ("AWS_CLOUDFRONT_KEY",), "CloudFront signed URLs"),
+    Setting("cloudfront_signer", (), "CloudFront signer object (constructor only)"),
+    Setting("file_name_charset", ("AWS_S3_FILE_NAME_CHARSET",), "name charset"),
+    Setting("gzip", ("AWS_IS_GZIPPED",), "gzip on save() (results use result_compression)"),
+    Setting("gzip_content_types", ("GZIP_CONTENT_TYPES",), "types gzipped on save()"),
+)

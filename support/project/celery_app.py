@@ -5,9 +5,9 @@ import os
 import django
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "support.project.settings")
 django.setup()
 
 app = Celery("tests")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["tests"], related_name="tasks", force=True)
+app.autodiscover_tasks(["support.project"], related_name="tasks", force=True)

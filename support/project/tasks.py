@@ -1,4 +1,4 @@
-"""Tasks run by the end-to-end tests' worker."""
+"""Tasks run by the workers of the end-to-end tests and the benchmarks (named tests.* as before)."""
 
 import json
 import os
