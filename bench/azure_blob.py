@@ -59,6 +59,10 @@ def prepare(proxy: CountingProxy) -> ObjectStoreTargets:
         ("celery-azure", celery_azure, False),
         write=lambda blob, data: container.upload_blob(blob, data, overwrite=True),
         read=lambda blob: container.download_blob(blob).readall(),
+        earlier=(
+            "storages.backends.azure_storage.AzureStorage",
+            {"connection_string": connection_string, "azure_container": name, "location": "earlier"},
+        ),
     )
 
 

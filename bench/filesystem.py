@@ -24,7 +24,16 @@ import django
 from django.conf import settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import PAYLOAD, CallCounter, Measurement, backend_operations, fs_calls, measure, report
+from bench.harness import (
+    PAYLOAD,
+    CallCounter,
+    Measurement,
+    ObjectStoreTargets,
+    backend_operations,
+    fs_calls,
+    measure,
+    report,
+)
 
 
 def raw_operations(folder: Path, encoded: bytes, count: int) -> list[Measurement]:
@@ -90,6 +99,43 @@ def group_join(app, folder: Path, encoded: bytes, joins: int) -> list[Measuremen
     ]
 
 
+def prepare(work: Path) -> ObjectStoreTargets:
+    """Ours, Celery's file:// and the earlier package in folders of their own
+    under work; the raw write and read are plain file calls in work/plain."""
+    from celery import Celery
+
+    ours = Celery("ours", set_as_current=False)
+    ours.conf.update(
+        result_backend="django-storage",
+        result_storage="filesystem",
+        result_storage_config={"location": str(work / "ours")},
+    )
+    (work / "celery").mkdir()
+    celery_file = Celery("celery", set_as_current=False)
+    celery_file.conf.update(result_backend=f"file://{work / 'celery'}")
+    plain = work / "plain"
+
+    def write(name: str, data: bytes) -> None:
+        with open(plain / name, "wb") as handle:
+            handle.write(data)
+
+    def read(name: str) -> bytes:
+        with open(plain / name, "rb") as handle:
+            return handle.read()
+
+    (plain / "raw").mkdir(parents=True)
+    # The earlier package opens its files for writing without creating the folder.
+    (work / "earlier").mkdir()
+    return ObjectStoreTargets(
+        ours,
+        # Celery's file backend has no batch read.
+        ("celery-file", celery_file, False),
+        write,
+        read,
+        earlier=("django.core.files.storage.FileSystemStorage", {"location": str(work / "earlier")}),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -102,23 +148,15 @@ def main() -> None:
     from celery import Celery
 
     work = Path(tempfile.mkdtemp(prefix="bench-fs-"))
-
-    def app_for(name: str, **conf) -> Celery:
-        app = Celery(name, set_as_current=False)
-        app.conf.update({"result_backend": "django-storage", **conf})
-        return app
-
-    ours = app_for(
-        "ours", result_storage="filesystem", result_storage_config={"location": str(work / "ours")}
-    )
-    generic = app_for(
-        "generic",
+    targets = prepare(work)
+    ours, celery_file = targets.ours, targets.celery[1]
+    generic = Celery("generic", set_as_current=False)
+    generic.conf.update(
+        result_backend="django-storage",
         result_storage="filesystem",
         result_storage_adapter="generic",
         result_storage_config={"location": str(work / "generic")},
     )
-    (work / "celery").mkdir()
-    celery_file = app_for("celery", result_backend=f"file://{work / 'celery'}")
     encoded = ours.backend.encode({"status": "SUCCESS", "result": PAYLOAD})
 
     measurements = raw_operations(work / "raw", encoded, args.count)

@@ -65,19 +65,44 @@ def compare(
 ) -> list[Measurement]:
     """measure() for several targets of one operation, their timed runs taking
     turns, so a busy moment of a shared machine hits them all alike."""
-    rates: dict[str, list[float]] = {target: [] for target in runs}
-    for repeat in range(3):
-        for target, run in runs.items():
-            start = time.perf_counter()
-            for i in range(repeat * count, (repeat + 1) * count):
-                run(i)
-            rates[target].append(count / (time.perf_counter() - start))
+    batches = {target: timed(run) for target, run in runs.items()}
+    return compare_batches(operation, batches, count, dict.fromkeys(runs, counter))
+
+
+#: Runs an operation once for each i of the range; returns the seconds that took.
+Batch = Callable[[range], float]
+
+
+def timed(run: Callable[[int], object]) -> Batch:
+    def batch(indices: range) -> float:
+        start = time.perf_counter()
+        for i in indices:
+            run(i)
+        return time.perf_counter() - start
+
+    return batch
+
+
+def compare_batches(
+    operation: str,
+    batches: dict[str, Batch],
+    count: int,
+    counters: dict[str, CallCounter | None],
+    repeats: int = 3,
+) -> list[Measurement]:
+    """compare() for targets that time themselves (one in another process, say),
+    each with a counter of its own (or none), best of repeats runs."""
+    rates: dict[str, list[float]] = {target: [] for target in batches}
+    for repeat in range(repeats):
+        for target, batch in batches.items():
+            rates[target].append(count / batch(range(repeat * count, (repeat + 1) * count)))
     measurements = []
-    for target, run in runs.items():
+    for target, batch in batches.items():
         calls = None
+        counter = counters.get(target)
         if counter is not None:
             with counter() as counted:
-                run(3 * count)
+                batch(range(repeats * count, repeats * count + 1))
             calls = counted()
         measurements.append(Measurement(target, operation, max(rates[target]), calls))
     return measurements
@@ -145,22 +170,28 @@ def proxy_requests(proxy: CountingProxy) -> CallCounter:
     return counter
 
 
-def backend_operations(backend: Any, count: int) -> Runs:
-    """The OPERATIONS through a Celery result backend, each on ids of its own."""
+def sized_result(size: int) -> str:
+    """A task result of size bytes (a string: its JSON is the same size, plus quotes)."""
+    return "x" * size
+
+
+def backend_operations(backend: Any, count: int, result: object = PAYLOAD, repeats: int = 3) -> Runs:
+    """The OPERATIONS through a Celery result backend, each on ids of its own
+    (enough for repeats timed runs of count and one counted operation)."""
     from celery import states
 
-    ids = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
-    two_step = [str(uuid.uuid4()) for _ in range(3 * count + 1)]
+    ids = [str(uuid.uuid4()) for _ in range(repeats * count + 1)]
+    two_step = [str(uuid.uuid4()) for _ in range(repeats * count + 1)]
 
     def store(i: int) -> None:
-        backend.store_result(ids[i], PAYLOAD, states.SUCCESS)
+        backend.store_result(ids[i], result, states.SUCCESS)
 
     def read(i: int) -> None:
         backend.get_task_meta(ids[i % count], cache=False)
 
     def started_then_success(i: int) -> None:
         backend.mark_as_started(two_step[i])
-        backend.store_result(two_step[i], PAYLOAD, states.SUCCESS)
+        backend.store_result(two_step[i], result, states.SUCCESS)
 
     return dict(zip(OPERATIONS, (store, read, started_then_success), strict=True))
 
@@ -241,7 +272,8 @@ def object_store_goals(
 
 @dataclass
 class ObjectStoreTargets:
-    """What one object-store benchmark brings: the apps and the raw SDK calls."""
+    """What one store's benchmark brings: the apps and the raw SDK calls
+    (for the folder: plain file writes and reads)."""
 
     #: A Celery app on this backend.
     ours: Any
@@ -250,6 +282,9 @@ class ObjectStoreTargets:
     #: The raw SDK's store of bytes under a name, and its read.
     write: Callable[[str, bytes], object]
     read: Callable[[str], object]
+    #: The earlier package's storage on the same store, as its docs configure
+    #: it: the Storage class path and its constructor arguments.
+    earlier: tuple[str, dict[str, Any]] | None = None
 
 
 def run_object_store_benchmark(
