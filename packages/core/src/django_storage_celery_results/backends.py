@@ -119,7 +119,10 @@ class StorageBackend(KeyValueStoreBackend):
         return self.layout.name(prefix, id)
 
     def get(self, key: str) -> bytes | None:
-        stored = self.adapter.read(key)
+        return self._payload(key, self.adapter.read(key))
+
+    def _payload(self, name: str, stored: StoredObject | None) -> bytes | None:
+        """The in-band bytes of a stored object, None when there is none."""
         # An empty object is never a result: a storage that creates the file
         # before writing it (a plain folder) shows it empty for a moment.
         # Celery's batch reads would try to decode b"", so report it missing.
@@ -129,7 +132,7 @@ class StorageBackend(KeyValueStoreBackend):
             return _stored_bytes(stored)
         except ValueError as exc:  # labelled with an encoding we never write
             raise InvalidStoredResult(
-                f"The object {key} in {self.adapter.describe()} is not a Celery result: {exc}", key
+                f"The object {name} in {self.adapter.describe()} is not a Celery result: {exc}", name
             ) from None
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -246,11 +249,11 @@ class StorageBackend(KeyValueStoreBackend):
 
     def _stored_status(self, task_id: str, stored: StoredObject | None) -> str | None:
         """The state stored for the task; None for nothing, or for an object that is not its result."""
-        if stored is None or not stored.data:
-            return None
+        task_id = bytes_to_str(task_id)
         try:
-            return str(self._task_meta(bytes_to_str(task_id), _stored_bytes(stored))["status"])
-        except (InvalidStoredResult, ValueError):
+            payload = self._payload(self.get_key_for_task(task_id), stored)
+            return None if payload is None else str(self._task_meta(task_id, payload)["status"])
+        except InvalidStoredResult:
             return None  # not a result: the task's own write replaces it
 
     # -- storing results ---------------------------------------------------------
