@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import states
 from celery.backends.base import KeyValueStoreBackend
 from celery.canvas import maybe_signature
 from celery.exceptions import ChordError
-from celery.result import allow_join_result, result_from_tuple
+from celery.result import ResultSet, allow_join_result, result_from_tuple
+from celery.utils.time import get_exponential_backoff_interval
 from kombu.utils.encoding import bytes_to_str
 
 from . import codec, expiry
-from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update
+from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update, in_batches
 from .chords import ChordCounter, ChordKeys, DecodedObject, counter_for
 from .config import BackendSettings
 from .exceptions import InvalidStoredResult, VersionMismatch
@@ -31,9 +34,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["StorageBackend"]
 
+T = TypeVar("T")
+
 #: Conditional-write rounds before a store gives up (each lost round means
 #: another writer changed the same result in between).
 MAX_WRITE_ROUNDS = 8
+#: Results one round of a group read asks for at once (through the thread pool).
+MGET_BATCH = 1000
 #: Versions of results this process wrote, so a task's next state update
 #: can go straight to a version-matched write without reading first.
 KNOWN_VERSIONS_LIMIT = 4096
@@ -63,13 +70,14 @@ class StorageBackend(KeyValueStoreBackend):
             setting="result_backend_transport_options['global_keyprefix']",
         )
         self._content = Content(content_type=self.content_type)
+        self._local = threading.local()
         self._reset_process_resources()
         _live_backends.add(self)
         # Build now so a storage that cannot be built fails at startup.
         adapter = self.adapter
         logger.debug("Celery results: %s via %s", self.storage_config.source, adapter)
         self.chord_counter: ChordCounter = counter_for(
-            self, ChordKeys(self.layout, self.chord_keyprefix), adapter.prefix_listing
+            BookkeepingStore(self), ChordKeys(self.layout, self.chord_keyprefix), adapter.prefix_listing
         )
 
     # -- per-process resources -------------------------------------------------
@@ -136,9 +144,19 @@ class StorageBackend(KeyValueStoreBackend):
             ) from None
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        read = self.get
+        if getattr(self._local, "retry_reads", False):
+            get = self.get
+
+            def read(key: str) -> bytes | None:
+                return self.bookkeeping(get, key)
+
         if len(keys) <= 1 or not self.adapter.parallel_reads:
-            return [self.get(key) for key in keys]
-        return list(self._pool().map(self.get, keys))
+            return [read(key) for key in keys]
+        values: list[bytes | None] = []
+        for batch in in_batches(keys, MGET_BATCH):  # bounded: a group of 100,000 is 100 rounds
+            values.extend(self._pool().map(read, batch))
+        return values
 
     def set(self, key: str, value: bytes | str) -> None:
         self._remember(key, self._put(key, _as_bytes(value), OVERWRITE))
@@ -319,7 +337,9 @@ class StorageBackend(KeyValueStoreBackend):
         self.ensure_chords_allowed()
         header_result = self.app.GroupResult(*header_result_args)
         header_result.save(backend=self)
-        self.chord_counter.start(header_result.id, len(header_result.results))
+        # a group in the header: Celery corrects the size and positions collide
+        flat = not any(isinstance(result, ResultSet) for result in header_result.results)
+        self.chord_counter.start(header_result.id, len(header_result.results), flat)
         return None
 
     def set_chord_size(self, group_id: str, chord_size: int) -> None:
@@ -331,23 +351,28 @@ class StorageBackend(KeyValueStoreBackend):
         if not self.native_chords or not group_id:
             return
         callback = maybe_signature(request.chord, app=self.app)
+        position = getattr(request, "group_index", None)
         try:
-            completed = self.chord_counter.record(group_id, request.id)
-        except Exception as exc:  # the chord can never complete: fail it, do not hang
+            completed = self.chord_counter.record(group_id, request.id, position)
+        except Exception as exc:  # not transient (those are retried): fail it, do not hang
             logger.exception("Chord %s: cannot record header task %s", group_id, request.id)
             self.chord_error_from_stack(callback, ChordError(f"cannot record a header task: {exc!r}"))
             return
         if completed:
-            self._fire_chord(group_id, callback)
+            self._fire_chord(group_id, callback, request.id)
 
-    def _fire_chord(self, group_id: str, callback: Any) -> None:
-        """Join the header results (one parallel read) and send the callback."""
-        header = self.restore_group(group_id, cache=False)
+    def _fire_chord(self, group_id: str, callback: Any, elected: str | None = None) -> None:
+        """Join the header results (parallel reads in batches) and send the callback."""
+        header = self.bookkeeping(self.restore_group, group_id, cache=False)
+        if header is None:
+            # The group record goes before the markers: a finisher elected
+            # after another fired the chord and cleaned up finds no group.
+            logger.info("Chord %s was fired and removed already: header task %s does nothing", group_id, elected)
+            self.chord_counter.fired_by(group_id, elected or "")
+            return
         try:
-            if header is None:
-                raise ChordError(f"GroupResult {group_id} no longer exists")
             try:
-                with allow_join_result():
+                with allow_join_result(), self._retrying_reads():
                     values = header.join_native(
                         timeout=self.app.conf.result_chord_join_timeout, propagate=True
                     )
@@ -363,9 +388,41 @@ class StorageBackend(KeyValueStoreBackend):
             logger.exception("Chord %s: the callback could not be sent", group_id)
             self.chord_error_from_stack(callback, ChordError(f"Callback error: {exc!r}"))
         finally:
-            if header is not None:
-                header.delete(backend=self)
+            self.bookkeeping(self.delete, self.get_key_for_group(group_id))  # first: see above
             self.chord_counter.forget(group_id)
+
+    def bookkeeping(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """call(), with transient errors retried by Celery's backoff settings
+        whatever result_backend_always_retry says: a failed chord is permanent.
+        A VersionMismatch is an answer, not an error: it is raised at once."""
+        retries = 0
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except VersionMismatch:
+                raise
+            except Exception as exc:
+                if retries >= self.max_retries or not self.exception_safe_to_retry(exc):
+                    raise
+                retries += 1
+                logger.warning(
+                    "Chord bookkeeping: %s failed (%s), retry %d", _call_name(call), type(exc).__name__, retries
+                )
+                time.sleep(
+                    get_exponential_backoff_interval(
+                        self.base_sleep_between_retries_ms, retries, self.max_sleep_between_retries_ms, True
+                    )
+                    / 1000
+                )
+
+    @contextlib.contextmanager
+    def _retrying_reads(self) -> Iterator[None]:
+        """Within: mget() retries transient errors like bookkeeping (the chord's own join)."""
+        self._local.retry_reads = True
+        try:
+            yield
+        finally:
+            self._local.retry_reads = False
 
     # -- retries and expiry ------------------------------------------------------
 
@@ -385,6 +442,30 @@ class StorageBackend(KeyValueStoreBackend):
 
     def as_uri(self, include_password: bool = False) -> str:
         return "django-storage://"
+
+
+class BookkeepingStore:
+    """The backend as chords.ChordStore: its named-object calls, transient errors retried."""
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+
+    def read_decoded(self, name: str) -> DecodedObject | None:
+        return self.backend.bookkeeping(self.backend.read_decoded, name)
+
+    def write_encoded(self, name: str, value: Any, mode: PutMode = OVERWRITE) -> str | None:
+        return self.backend.bookkeeping(self.backend.write_encoded, name, value, mode)
+
+    def list_names(self, prefix: str) -> list[str]:
+        return self.backend.bookkeeping(self.backend.list_names, prefix)
+
+    def delete_names(self, names: Iterable[str]) -> None:
+        names = list(names)
+        self.backend.bookkeeping(self.backend.delete_names, names)
+
+
+def _call_name(call: Callable[..., Any]) -> str:
+    return getattr(call, "__name__", type(call).__name__)
 
 
 _live_backends: weakref.WeakSet[StorageBackend] = weakref.WeakSet()

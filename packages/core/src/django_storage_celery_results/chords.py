@@ -9,20 +9,45 @@ sent exactly once however many workers race. Two shapes, by what the store
 does cheaply:
 
 * ``MarkerCounter`` (object stores, whose listing of a prefix costs one
-  request): each finished header task writes a marker named after it under
-  the chord's prefix and lists that prefix; whoever sees the set complete
-  tries to create the ``fired`` marker, and the one create that succeeds
-  sends the callback. No writer ever waits for another: 3 requests per
-  header task (its result, its marker, one listing), however many workers.
+  request): header tasks are counted in buckets of ``BUCKET_SIZE`` by their
+  position in the header (``request.group_index``, which Celery gives each
+  task of a flat header). Each finished header task writes a marker named
+  after it in its bucket and lists that bucket (at most one page). When the
+  chord is applied, each bucket gets one ``.expect`` marker saying how many
+  tasks it holds and how many buckets there are, so the listing tells the
+  finisher whether its bucket is full. A chord of one bucket is then fired
+  by whoever sees the bucket full and creates ``fired``; with more buckets,
+  that finisher creates ``full~<n>`` and lists ``full~`` (at most one
+  page) to see whether every bucket is full. Every writer writes before it
+  lists and listings are strongly consistent, so the last writer at each
+  level always sees the set complete: 3 requests per header task (its
+  result, its marker, one listing) and O(1/BUCKET_SIZE) more, whatever N.
+
+  Where positions cannot be trusted (a nested header, whose size Celery
+  corrects with ``set_chord_size`` and whose inner positions collide; a
+  task without a position, or out of range), a finisher counts the distinct
+  task ids under the whole chord prefix against the size instead: O(N) per
+  task, but always right. A task without a position also marks every bucket
+  ``.u-<id>``, so the finishers that come after it take the same safe path.
+
 * ``StateObjectCounter`` (a local folder, where listing means reading the
   whole directory but a version-matched write is a lock held for
   microseconds): one state object per chord holds the size and the set;
   each header task adds its id with a version-matched write, retrying with
   jittered backoff when another writer won.
 
+Exactly once, whatever else happens to the markers: the one create of
+``fired`` elects the sender, and ``_fire_chord`` deletes the group record
+before any marker. A finisher that wins ``fired`` after the chord was fired
+and cleaned up finds no group record, removes its stray marker and does
+nothing more. Create-only markers hold the writer's task id, so a writer
+whose create was applied but whose answer was lost (and whose retry was
+refused as a conflict) recognises its own write.
+
 Both reach the storage only through ``ChordStore``, the small public face
 of the backend (named objects read decoded and written encoded, listed and
-deleted), and name their objects through ``ChordKeys``.
+deleted; it retries transient errors), and name their objects through
+``ChordKeys``.
 """
 
 from __future__ import annotations
@@ -30,7 +55,10 @@ from __future__ import annotations
 import abc
 import logging
 import random
+import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,6 +74,11 @@ MAX_ROUNDS = 40
 #: Jittered exponential backoff between conflicting rounds, in seconds.
 BACKOFF_START = 0.002
 BACKOFF_CAP = 0.25
+#: Header tasks per bucket: one listing page on S3 and GCS (Azure's holds 5,000).
+BUCKET_SIZE = 1000
+#: Chords this process applied, remembered so set_chord_size can tell a
+#: correction from the size it already wrote.
+PLANS_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -57,7 +90,7 @@ class DecodedObject:
 
 
 class ChordStore(Protocol):
-    """What chord counting needs of the backend."""
+    """What chord counting needs of the backend (transient errors retried)."""
 
     def read_decoded(self, name: str) -> DecodedObject | None:
         """The decoded object stored under name, or None."""
@@ -100,8 +133,12 @@ class ChordCounter(abc.ABC):
         self.keys = keys
 
     @abc.abstractmethod
-    def start(self, group_id: str, size: int) -> None:
-        """Record the size when the chord is applied (before any header task runs)."""
+    def start(self, group_id: str, size: int, flat: bool = True) -> None:
+        """Record the size when the chord is applied (before any header task runs).
+
+        flat: every header task reports with a distinct position 0..size-1
+        (no group nested in the header).
+        """
 
     @abc.abstractmethod
     def set_size(self, group_id: str, size: int) -> None:
@@ -112,8 +149,15 @@ class ChordCounter(abc.ABC):
         """
 
     @abc.abstractmethod
-    def record(self, group_id: str, task_id: str) -> bool:
-        """Add a finished header task; True for exactly one caller: the one that fires."""
+    def record(self, group_id: str, task_id: str, position: int | None = None) -> bool:
+        """Add a finished header task; True for exactly one caller: the one that fires.
+
+        position: the task's place in the header (request.group_index), if known.
+        """
+
+    def fired_by(self, group_id: str, task_id: str) -> None:
+        """Called when record() elected task_id but the chord turned out fired already."""
+        self.forget(group_id)
 
     @abc.abstractmethod
     def forget(self, group_id: str) -> None:
@@ -143,16 +187,20 @@ class ChordConflict(Exception):
     """The chord state kept changing under every conditional write."""
 
 
+def backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_START * 2**attempt)))
+
+
 class StateObjectCounter(ChordCounter):
     """One state object per chord, updated by version-matched writes."""
 
-    def start(self, group_id: str, size: int) -> None:
+    def start(self, group_id: str, size: int, flat: bool = True) -> None:
         self.update(group_id, lambda progress: _with_size(progress, size))
 
     def set_size(self, group_id: str, size: int) -> None:
         self.update(group_id, lambda progress: _with_size(progress, size))
 
-    def record(self, group_id: str, task_id: str) -> bool:
+    def record(self, group_id: str, task_id: str, position: int | None = None) -> bool:
         def add(progress: ChordProgress | None) -> ChordProgress | None:
             progress = progress or ChordProgress()
             if task_id in progress.done:
@@ -180,10 +228,13 @@ class StateObjectCounter(ChordCounter):
             try:
                 self.store.write_encoded(name, after.dump(), mode)
             except VersionMismatch:
-                time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_START * 2**attempt)))
+                backoff(attempt)
                 continue
             return after
         raise ChordConflict(f"the state of chord {group_id} changed under {MAX_ROUNDS} conditional writes")
+
+    def fired_by(self, group_id: str, task_id: str) -> None:
+        pass  # the state object is the chord's only bookkeeping: nothing stray to remove
 
     def forget(self, group_id: str) -> None:
         self.store.delete_names([self.keys.state(group_id)])
@@ -196,48 +247,212 @@ def _with_size(progress: ChordProgress | None, size: int) -> ChordProgress | Non
     return ChordProgress(size, progress.done)
 
 
+@dataclass(frozen=True)
+class Expect:
+    """What the ``.expect`` marker of a bucket says: its tasks, the chord's size and buckets."""
+
+    count: int
+    size: int
+    buckets: int
+
+    PATTERN = re.compile(r"\.expect-(\d+)-of-(\d+)-in-(\d+)")
+
+    def name(self) -> str:
+        return f".expect-{self.count}-of-{self.size}-in-{self.buckets}"
+
+    @classmethod
+    def parse(cls, text: str) -> Expect | None:
+        found = cls.PATTERN.fullmatch(text)
+        return cls(*(int(part) for part in found.groups())) if found else None
+
+
+@dataclass
+class Listing:
+    """What a listing of (part of) a chord's markers shows."""
+
+    #: Finished header tasks that wrote a positional marker.
+    placed: set[str] = field(default_factory=set)
+    #: Finished header tasks without a (usable) position.
+    unplaced: set[str] = field(default_factory=set)
+    expect: Expect | None = None
+    resized: bool = False
+    #: size1- (as applied, nested header) and size2- (corrected) markers.
+    sizes: dict[str, int] = field(default_factory=dict)
+    fired: bool = False
+
+    @property
+    def done(self) -> set[str]:
+        return self.placed | self.unplaced
+
+    def size(self) -> int | None:
+        """The size to count against: corrected, else applied."""
+        for kind in MarkerCounter.SIZES[::-1]:
+            if kind in self.sizes:
+                return self.sizes[kind]
+        return self.expect.size if self.expect else None
+
+
 class MarkerCounter(ChordCounter):
-    """One marker per finished header task, counted from one listing."""
+    """Markers per finished header task in buckets by position, each bucket
+    decided by one listing, a marker per full bucket counted one level up."""
 
     FIRED = "fired"
-    DONE = "done-"
-    #: The size as the chord was applied, then as Celery corrected it.
+    FULL = "full~"
+    UNPLACED = ".u-"
+    RESIZED = ".resized"
+    #: The size as the chord was applied (nested header), then as Celery corrected it.
     SIZES = ("size1-", "size2-")
 
-    def _mark(self, group_id: str, member: str, mode: PutMode = OVERWRITE) -> None:
-        self.store.write_encoded(self.keys.member(group_id, member), {}, mode)
+    def __init__(self, store: ChordStore, keys: ChordKeys) -> None:
+        super().__init__(store, keys)
+        self._lock = threading.Lock()
+        #: group id -> (size, flat) of the chords this process applied.
+        self._plans: OrderedDict[str, tuple[int, bool]] = OrderedDict()
 
-    def start(self, group_id: str, size: int) -> None:
-        self._mark(group_id, f"{self.SIZES[0]}{size}")
+    @staticmethod
+    def bucket(number: int) -> str:
+        return f"b{number}~"
+
+    @staticmethod
+    def buckets_for(size: int) -> int:
+        return max(1, -(-size // BUCKET_SIZE))
+
+    def _mark(self, group_id: str, member: str, value: Any = None, mode: PutMode = OVERWRITE) -> None:
+        name = self.keys.member(group_id, member)
+        for attempt in range(MAX_ROUNDS):
+            try:
+                self.store.write_encoded(name, value or {}, mode)
+                return
+            except VersionMismatch:
+                if mode is not OVERWRITE:
+                    raise
+                backoff(attempt)  # a refused overwrite: a store's hiccup, try again
+        raise ChordConflict(f"the marker {name} was refused {MAX_ROUNDS} times")
+
+    def _list(self, group_id: str, within: str = "") -> Listing:
+        prefix = self.keys.members(group_id)
+        listing = Listing()
+        for name in self.store.list_names(prefix + within):
+            member = name[len(prefix) :]
+            bucket, sep, rest = member.partition("~")
+            if sep and bucket[:1] == "b" and bucket[1:].isdigit():
+                if rest.startswith(self.UNPLACED):
+                    listing.unplaced.add(rest[len(self.UNPLACED) :])
+                elif rest == self.RESIZED:
+                    listing.resized = True
+                elif rest.startswith("."):
+                    listing.expect = listing.expect or Expect.parse(rest)
+                else:
+                    listing.placed.add(rest)
+            elif member == self.FIRED:
+                listing.fired = True
+            else:
+                for kind in self.SIZES:
+                    if member.startswith(kind) and member[len(kind) :].isdigit():
+                        listing.sizes[kind] = int(member[len(kind) :])
+        return listing
+
+    # -- apply and size correction -------------------------------------------------
+
+    def start(self, group_id: str, size: int, flat: bool = True) -> None:
+        with self._lock:
+            self._plans[group_id] = (size, flat)
+            while len(self._plans) > PLANS_LIMIT:
+                self._plans.popitem(last=False)
+        if not flat:  # positions collide: every finisher counts the whole chord
+            self._mark(group_id, f"{self.SIZES[0]}{size}")
+            return
+        buckets = self.buckets_for(size)
+        for number in range(buckets):
+            count = min(BUCKET_SIZE, size - number * BUCKET_SIZE)
+            self._mark(group_id, self.bucket(number) + Expect(max(count, 0), size, buckets).name())
 
     def set_size(self, group_id: str, size: int) -> None:
+        with self._lock:
+            plan = self._plans.pop(group_id, None)
+        if plan is None:  # applied by another process: what did it write?
+            expect = self._list(group_id, self.bucket(0)).expect
+            plan = (expect.size, True) if expect else (0, False)
+        applied, flat = plan
+        if flat and applied == size:
+            return  # the size apply wrote: nothing to correct
         self._mark(group_id, f"{self.SIZES[1]}{size}")
+        if flat:
+            # Positions no longer add up to the size: every finisher from
+            # now on counts the whole chord (Celery sends the last header
+            # task after this, so the last finisher sees it).
+            for number in range(self.buckets_for(applied)):
+                self._mark(group_id, self.bucket(number) + self.RESIZED)
 
-    def record(self, group_id: str, task_id: str) -> bool:
-        self._mark(group_id, self.DONE + self.keys.task(task_id))
-        members = self._members(group_id)
-        sizes = [
-            int(member[len(kind) :])
-            for kind in reversed(self.SIZES)
-            for member in members
-            if member.startswith(kind) and member[len(kind) :].isdigit()
-        ]
-        done = sum(member.startswith(self.DONE) for member in members)
-        if not sizes or done < sizes[0] or self.FIRED in members:
+    # -- header tasks ----------------------------------------------------------------
+
+    def record(self, group_id: str, task_id: str, position: int | None = None) -> bool:
+        task = self.keys.task(task_id)
+        if position is None or not isinstance(position, int) or position < 0:
+            return self._record_unplaced(group_id, task_id, task)
+        number = position // BUCKET_SIZE
+        self._mark(group_id, self.bucket(number) + task)
+        seen = self._list(group_id, self.bucket(number))
+        expect = seen.expect
+        if expect is None or seen.resized or (seen.unplaced and expect.buckets > 1):
+            return self._count_all(group_id, task_id, task, placed=expect is not None)
+        done = len(seen.done)
+        if done < expect.count:
             return False
-        try:
-            self._mark(group_id, self.FIRED, CREATE)
-        except VersionMismatch:
-            return False  # another finisher saw the set complete too, and won
-        return True
+        if done > expect.count:  # more tasks than positions: never trust them
+            return self._count_all(group_id, task_id, task, placed=False)
+        if expect.buckets == 1:
+            return self._elect(group_id, self.FIRED, task_id)
+        self._elect(group_id, f"{self.FULL}{number}", task_id)
+        full = self.store.list_names(self.keys.members(group_id) + self.FULL)
+        return len(full) >= expect.buckets and self._elect(group_id, self.FIRED, task_id)
 
-    def _members(self, group_id: str) -> list[str]:
-        prefix = self.keys.members(group_id)
-        return [name[len(prefix) :] for name in self.store.list_names(prefix)]
+    def _record_unplaced(self, group_id: str, task_id: str, task: str) -> bool:
+        """A header task without a position: marked in bucket 0, decided there for a
+        chord of one bucket, else counted over the whole chord."""
+        self._mark(group_id, self.bucket(0) + self.UNPLACED + task)
+        seen = self._list(group_id, self.bucket(0))
+        expect = seen.expect
+        if expect is None or seen.resized or expect.buckets > 1:
+            return self._count_all(group_id, task_id, task, placed=False)
+        if len(seen.done) < expect.count:
+            return False
+        return self._elect(group_id, self.FIRED, task_id)
+
+    def _count_all(self, group_id: str, task_id: str, task: str, placed: bool) -> bool:
+        """The safe path: distinct task ids under the whole chord against its size."""
+        seen = self._list(group_id)
+        if not placed and seen.expect is not None and seen.expect.buckets > 1:
+            # Finishers counting one bucket would never see this task: mark
+            # every bucket so the ones after us count the whole chord too,
+            # then look again.
+            for number in range(1, seen.expect.buckets):
+                self._mark(group_id, self.bucket(number) + self.UNPLACED + task)
+            seen = self._list(group_id)
+        size = seen.size()
+        if seen.fired or size is None or len(seen.done) < size:
+            return False
+        return self._elect(group_id, self.FIRED, task_id)
+
+    def _elect(self, group_id: str, member: str, task_id: str) -> bool:
+        """Create the marker; True when this task's create is the one that made it."""
+        try:
+            self._mark(group_id, member, {"by": task_id}, CREATE)
+            return True
+        except VersionMismatch:
+            pass
+        # Our own create may have been applied and its answer lost, the
+        # client's retry then refused: the marker says who wrote it.
+        stored = self.store.read_decoded(self.keys.member(group_id, member))
+        return stored is not None and isinstance(stored.value, dict) and stored.value.get("by") == task_id
 
     def forget(self, group_id: str) -> None:
         prefix = self.keys.members(group_id)
-        self.store.delete_names([prefix + member for member in self._members(group_id)])
+        fired = prefix + self.FIRED
+        names = [name for name in self.store.list_names(prefix) if name != fired]
+        # "fired" last, where the store deletes in order: until it goes no
+        # late finisher is elected again (and one that is finds no group)
+        self.store.delete_names([*names, fired])
 
 
 def counter_for(store: ChordStore, keys: ChordKeys, prefix_listing: bool) -> ChordCounter:
