@@ -1,5 +1,8 @@
-"""What the counting proxy answers instead of forwarding: a fault, or a
-store's error answer, for the requests a predicate matches."""
+"""What the counting proxy does instead of a plain forward, for the requests
+a predicate matches: answer a fault without forwarding (a refused request),
+or forward and then lose, replace, cut or delay the answer (the store acted,
+the client does not know), or forward without the conditions (a store that
+ignores them)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,24 @@ class Fault:
     times: int = 1
     #: Close the connection without answering (a connection reset).
     drop: bool = False
+    #: Forward the request first, so the store applies it, then drop the
+    #: connection (with drop) or answer status instead of the store's answer.
+    after_forward: bool = False
+    #: Forward, then send the store's status and headers but only half the body.
+    cut: bool = False
+    #: Seconds to wait before answering (past a client's read timeout, say).
+    delay: float = 0.0
+    #: Forward without If-Match / If-None-Match, and pass the store's answer on.
+    strip_conditions: bool = False
+
+    @property
+    def forwards(self) -> bool:
+        return self.after_forward or self.cut or self.strip_conditions
+
+
+def lost_answer(matches: Callable[[Request], bool], times: int = 1) -> Fault:
+    """The store applies the request; the answer never reaches the client."""
+    return Fault(0, matches=matches, times=times, drop=True, after_forward=True)
 
 
 def error_answer(

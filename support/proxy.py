@@ -1,8 +1,9 @@
 """A reverse proxy in front of an emulator that records every request.
 
 It turns "how many requests does this operation make" into an exact,
-repeatable number, and answers with a fault (support.faults) instead of
-forwarding where a test injects one.
+repeatable number, and where a test injects a fault (support.faults) it
+refuses the request, or forwards it and loses, replaces, cuts or delays the
+answer, or forwards it without its conditions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from support.faults import Fault
 
 WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"})
+CONDITIONS = frozenset({"if-match", "if-none-match"})
+GCS_CONDITIONS = frozenset({"ifGenerationMatch", "ifGenerationNotMatch", "ifMetagenerationMatch"})
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -139,38 +142,55 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         request = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}, body)
         fault = self.proxy.record(request)
-        if fault is not None:
-            if fault.drop:
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            self._answer(fault.status, list(fault.headers), fault.body)
+        if fault is not None and not fault.forwards:
+            time.sleep(fault.delay)
+            self._fail(fault)
             return
         if self.proxy.delay:
             time.sleep(self.proxy.delay)
         if self.command in WRITES:
             with self.proxy.object_lock(path):
-                self._relay(body)
+                answer = self._relay(body, strip_conditions=bool(fault and fault.strip_conditions))
         else:
-            self._relay(body)
+            answer = self._relay(body)
+        if fault is not None:
+            time.sleep(fault.delay)
+        if fault is None or fault.strip_conditions:
+            self._answer(*answer, head=self.command == "HEAD")
+        elif fault.cut:
+            status, headers, data = answer
+            self._answer(status, headers, data, cut=True)
+        else:
+            self._fail(fault)
 
-    def _relay(self, body: bytes) -> None:
+    def _fail(self, fault: Fault) -> None:
+        if fault.drop:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            self._answer(fault.status, list(fault.headers), fault.body)
+
+    def _relay(self, body: bytes, strip_conditions: bool = False) -> tuple[int, list[tuple[str, str]], bytes]:
         upstream = http.client.HTTPConnection(self.proxy.upstream_host, self.proxy.upstream_port, timeout=60)
+        dropped = HOP_BY_HOP | {"content-length"} | (CONDITIONS if strip_conditions else frozenset())
         try:
-            upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            target = _without_conditions(self.path) if strip_conditions else self.path
+            upstream.putrequest(self.command, target, skip_host=True, skip_accept_encoding=True)
             for key, value in self.headers.items():
-                if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                if key.lower() not in dropped:
                     upstream.putheader(key, value)
             upstream.putheader("Content-Length", str(len(body)))
             upstream.endheaders(body)
             response = upstream.getresponse()
             data = response.read()
             headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
-            self._answer(response.status, headers, data, head=self.command == "HEAD")
+            return response.status, headers, data
         finally:
             upstream.close()
 
-    def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes, head: bool = False) -> None:
+    def _answer(
+        self, status: int, headers: list[tuple[str, str]], body: bytes, head: bool = False, cut: bool = False
+    ) -> None:
         self.send_response_only(status)
         has_length = False
         for key, value in headers:
@@ -183,7 +203,19 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if not has_length:
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if not head:
+        if cut:  # the promised length, half the bytes, then the connection ends
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif not head:
             self.wfile.write(body)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _forward
+
+
+def _without_conditions(target: str) -> str:
+    """The request target without GCS's precondition parameters."""
+    path, _, query = target.partition("?")
+    kept = [part for part in query.split("&") if part and part.split("=")[0] not in GCS_CONDITIONS]
+    return path + ("?" + "&".join(kept) if kept else "")

@@ -22,7 +22,7 @@ def start_moto(**env: str) -> EmulatorProcess:
     )
 
 
-def s3_client(endpoint: str):
+def s3_client(endpoint: str, config: Any = None):
     import boto3
 
     return boto3.client(
@@ -31,6 +31,7 @@ def s3_client(endpoint: str):
         aws_access_key_id=S3_CREDENTIALS["access_key"],
         aws_secret_access_key=S3_CREDENTIALS["secret_key"],
         region_name=S3_CREDENTIALS["region_name"],
+        config=config,
     )
 
 
