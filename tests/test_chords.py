@@ -41,9 +41,10 @@ def chord_app(request, make_app, tmp_path):
 
     @app.task(name="tests.record_callback", shared=False)
     def record_callback(values):
+        total = sum(sum(value) if isinstance(value, list) else value for value in values)  # nested headers
         with calls.open("a") as handle:
-            handle.write(f"{sum(values)}\n")
-        return sum(values)
+            handle.write(f"{total}\n")
+        return total
 
     app.calls = calls
     return app
@@ -61,8 +62,11 @@ def start_chord(app, size: int):
     return group_id, task_ids, callback
 
 
-def finish(app, group_id: str, task_id: str, callback, value=1) -> None:
-    request = Context(id=task_id, group=group_id, chord=dict(callback), delivery_info={})
+def finish(app, group_id: str, task_id: str, callback, value=1, position: int | None = None) -> None:
+    """Store a header task's result as a worker does; position is its request.group_index."""
+    request = Context(
+        id=task_id, group=group_id, chord=dict(callback), group_index=position, delivery_info={}
+    )
     app.backend.mark_as_done(task_id, value, request=request)
 
 

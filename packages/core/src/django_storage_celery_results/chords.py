@@ -42,7 +42,9 @@ before any marker. A finisher that wins ``fired`` after the chord was fired
 and cleaned up finds no group record, removes its stray marker and does
 nothing more. Create-only markers hold the writer's task id, so a writer
 whose create was applied but whose answer was lost (and whose retry was
-refused as a conflict) recognises its own write.
+refused as a conflict) recognises its own write. That token belongs to one
+call of record(), not to the task: a redelivery of the same task racing
+it is another voter.
 
 Both reach the storage only through ``ChordStore``, the small public face
 of the backend (named objects read decoded and written encoded, listed and
@@ -58,6 +60,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -266,6 +269,21 @@ class Expect:
         return cls(*(int(part) for part in found.groups())) if found else None
 
 
+@dataclass(frozen=True)
+class Vote:
+    """What a create-only marker holds: the header task and a token of the one call."""
+
+    task_id: str
+    token: str
+
+    def dump(self) -> dict[str, str]:
+        return {"task": self.task_id, "token": self.token}
+
+    def cast(self, stored: Any) -> bool:
+        """True when the stored marker is this vote."""
+        return isinstance(stored, dict) and stored.get("token") == self.token
+
+
 @dataclass
 class Listing:
     """What a listing of (part of) a chord's markers shows."""
@@ -388,38 +406,41 @@ class MarkerCounter(ChordCounter):
 
     def record(self, group_id: str, task_id: str, position: int | None = None) -> bool:
         task = self.keys.task(task_id)
+        # what this call's create-only markers hold: unique to the call, not the
+        # task, so a redelivery of the same task racing it is someone else
+        vote = Vote(task_id, uuid.uuid4().hex)
         if position is None or not isinstance(position, int) or position < 0:
-            return self._record_unplaced(group_id, task_id, task)
+            return self._record_unplaced(group_id, vote, task)
         number = position // BUCKET_SIZE
         self._mark(group_id, self.bucket(number) + task)
         seen = self._list(group_id, self.bucket(number))
         expect = seen.expect
         if expect is None or seen.resized or (seen.unplaced and expect.buckets > 1):
-            return self._count_all(group_id, task_id, task, placed=expect is not None)
+            return self._count_all(group_id, vote, task, placed=expect is not None)
         done = len(seen.done)
         if done < expect.count:
             return False
         if done > expect.count:  # more tasks than positions: never trust them
-            return self._count_all(group_id, task_id, task, placed=False)
+            return self._count_all(group_id, vote, task, placed=False)
         if expect.buckets == 1:
-            return self._elect(group_id, self.FIRED, task_id)
-        self._elect(group_id, f"{self.FULL}{number}", task_id)
+            return self._elect(group_id, self.FIRED, vote)
+        self._elect(group_id, f"{self.FULL}{number}", vote)
         full = self.store.list_names(self.keys.members(group_id) + self.FULL)
-        return len(full) >= expect.buckets and self._elect(group_id, self.FIRED, task_id)
+        return len(full) >= expect.buckets and self._elect(group_id, self.FIRED, vote)
 
-    def _record_unplaced(self, group_id: str, task_id: str, task: str) -> bool:
+    def _record_unplaced(self, group_id: str, vote: Vote, task: str) -> bool:
         """A header task without a position: marked in bucket 0, decided there for a
         chord of one bucket, else counted over the whole chord."""
         self._mark(group_id, self.bucket(0) + self.UNPLACED + task)
         seen = self._list(group_id, self.bucket(0))
         expect = seen.expect
         if expect is None or seen.resized or expect.buckets > 1:
-            return self._count_all(group_id, task_id, task, placed=False)
+            return self._count_all(group_id, vote, task, placed=False)
         if len(seen.done) < expect.count:
             return False
-        return self._elect(group_id, self.FIRED, task_id)
+        return self._elect(group_id, self.FIRED, vote)
 
-    def _count_all(self, group_id: str, task_id: str, task: str, placed: bool) -> bool:
+    def _count_all(self, group_id: str, vote: Vote, task: str, placed: bool) -> bool:
         """The safe path: distinct task ids under the whole chord against its size."""
         seen = self._list(group_id)
         if not placed and seen.expect is not None and seen.expect.buckets > 1:
@@ -432,19 +453,19 @@ class MarkerCounter(ChordCounter):
         size = seen.size()
         if seen.fired or size is None or len(seen.done) < size:
             return False
-        return self._elect(group_id, self.FIRED, task_id)
+        return self._elect(group_id, self.FIRED, vote)
 
-    def _elect(self, group_id: str, member: str, task_id: str) -> bool:
-        """Create the marker; True when this task's create is the one that made it."""
+    def _elect(self, group_id: str, member: str, vote: Vote) -> bool:
+        """Create the marker; True when this call's create is the one that made it."""
         try:
-            self._mark(group_id, member, {"by": task_id}, CREATE)
+            self._mark(group_id, member, vote.dump(), CREATE)
             return True
         except VersionMismatch:
             pass
         # Our own create may have been applied and its answer lost, the
         # client's retry then refused: the marker says who wrote it.
         stored = self.store.read_decoded(self.keys.member(group_id, member))
-        return stored is not None and isinstance(stored.value, dict) and stored.value.get("by") == task_id
+        return stored is not None and vote.cast(stored.value)
 
     def forget(self, group_id: str) -> None:
         prefix = self.keys.members(group_id)
