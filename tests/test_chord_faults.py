@@ -1,0 +1,271 @@
+"""Chords exactly once under faults and races (issue 17).
+
+The bucketed markers (chords.MarkerCounter) with small buckets, so a few
+tasks span several; the double election replayed deterministically; chord
+bookkeeping under injected transient errors with the client's own retries
+off; create-only markers whose answer is lost after the store applied them;
+and random interleavings of header completions, with duplicates, from
+several threads (hypothesis), on the folder and on S3 (moto).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from unittest import mock
+from urllib.parse import unquote
+
+import pytest
+from celery import states
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from django_storage_celery_results import chords
+from django_storage_celery_results.backends import StorageBackend
+from support.faults import lost_answer, xml_error
+from support.stores.s3 import no_sdk_retries
+from tests.test_chords import callback_lines, chord_app, finish, start_chord  # noqa: F401 - chord_app: fixture
+
+
+@pytest.fixture
+def small_buckets(monkeypatch):
+    monkeypatch.setattr(chords, "BUCKET_SIZE", 3, raising=False)  # raising: the tests also run on the old design
+    return 3
+
+
+def eager_app(make_app, tmp_path, config, **conf):
+    app = make_app(
+        result_storage="s3",
+        result_storage_config=config,
+        task_always_eager=True,
+        task_store_eager_result=True,
+        result_backend_base_sleep_between_retries_ms=1,
+        result_backend_max_sleep_between_retries_ms=5,
+        **conf,
+    )
+    calls = tmp_path / "callback-calls"
+    errbacks = tmp_path / "errback-calls"
+
+    @app.task(name="tests.record_callback", shared=False)
+    def record_callback(values):
+        with calls.open("a") as handle:
+            handle.write(f"{sum(values)}\n")
+        return sum(values)
+
+    @app.task(name="tests.record_errback", shared=False)
+    def record_errback(*args, **kwargs):
+        with errbacks.open("a") as handle:
+            handle.write("errback\n")
+
+    app.calls = calls
+    app.errbacks = errbacks
+    return app
+
+
+def chord_objects(app) -> list[str]:
+    prefix = app.backend.chord_keyprefix
+    return [item.name for item in app.backend.adapter.list(prefix=prefix)]
+
+
+# -- the buckets -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 10])
+def test_positional_buckets_fire_once_after_the_last_task(chord_app, small_buckets, size):
+    group_id, task_ids, callback = start_chord(chord_app, size)
+    order = list(range(size))[::-1]  # the last bucket, the short one, fills first
+    for done, position in enumerate(order):
+        assert callback_lines(chord_app) == []
+        finish(chord_app, group_id, task_ids[position], callback, position=position)
+        if done < size - 1:
+            finish(chord_app, group_id, task_ids[position], callback, position=position)  # redelivered
+            assert chord_app.backend.restore_group(group_id, cache=False) is not None
+    assert callback_lines(chord_app) == [str(size)]
+    assert chord_objects(chord_app) == []
+
+
+def test_tasks_with_and_without_positions_in_one_chord(chord_app, small_buckets):
+    group_id, task_ids, callback = start_chord(chord_app, 8)
+    for position, task_id in enumerate(task_ids):
+        assert callback_lines(chord_app) == []
+        # every third task reports no position (or one out of range)
+        unplaced = {0: None, 1: 99}.get(position % 3, position)
+        finish(chord_app, group_id, task_id, callback, position=unplaced)
+    assert callback_lines(chord_app) == ["8"]
+    assert chord_objects(chord_app) == []
+
+
+def test_a_nested_header_counts_the_corrected_size(chord_app, small_buckets):
+    """A group in the header: apply sees 2 results, Celery corrects the size to 4,
+    and the positions of the inner group's tasks collide with the outer ones."""
+    app = chord_app
+    group_id = str(uuid.uuid4())
+    inner = app.GroupResult(str(uuid.uuid4()), [app.AsyncResult(str(uuid.uuid4())) for _ in range(3)])
+    single = app.AsyncResult(str(uuid.uuid4()))
+    callback = app.signature("tests.record_callback")
+    callback.freeze()
+    app.backend.apply_chord((group_id, [inner, single]), callback)
+    app.backend.set_chord_size(group_id, 4)
+    reporters = [(result.id, index) for index, result in enumerate(inner.results)] + [(single.id, 1)]
+    for task_id, position in reporters:
+        assert callback_lines(app) == []
+        finish(app, group_id, task_id, callback, position=position)
+    assert callback_lines(app) == ["4"]
+
+
+def test_a_size_correction_on_a_flat_header_is_honoured(chord_app, small_buckets):
+    group_id, task_ids, callback = start_chord(chord_app, 7)
+    chord_app.backend.set_chord_size(group_id, 6)  # one header entry reports no completion
+    chord_app.backend.store_result(task_ids[6], 1, states.SUCCESS)
+    for position, task_id in enumerate(task_ids[:6]):
+        assert callback_lines(chord_app) == []
+        finish(chord_app, group_id, task_id, callback, position=position)
+    assert callback_lines(chord_app) == ["7"]
+
+
+# -- the double election (the issue's failure 2) --------------------------------------
+
+
+def test_a_finisher_elected_after_the_chord_fired_and_was_cleaned_up_does_nothing(
+    make_app, s3_config, tmp_path
+):
+    """B sees the set complete; before its create of "fired", A (a redelivery of
+    the other header task) fires the chord and removes every marker, so B's
+    create succeeds: B must find the chord fired, not fail the callback."""
+    app = eager_app(make_app, tmp_path, s3_config)
+    group_id = str(uuid.uuid4())
+    task_ids = [str(uuid.uuid4()) for _ in range(2)]
+    callback = app.signature("tests.record_callback").on_error(app.signature("tests.record_errback"))
+    callback.freeze()
+    app.backend.apply_chord((group_id, [app.AsyncResult(task_id) for task_id in task_ids]), callback)
+    finish(app, group_id, task_ids[0], callback)
+
+    backend = app.backend
+    write = backend.write_encoded
+    replayed = threading.Event()
+
+    def write_encoded(name, value, mode="overwrite"):
+        if name.endswith("~fired") and not replayed.is_set():
+            replayed.set()
+            finish(app, group_id, task_ids[0], callback)  # A, in another worker, wins and cleans up
+        return write(name, value, mode)
+
+    backend.write_encoded = write_encoded
+    finish(app, group_id, task_ids[1], callback)  # B
+    assert replayed.is_set()
+    assert callback_lines(app) == ["2"]
+    assert not app.errbacks.exists()
+    assert app.AsyncResult(callback.id).state == states.SUCCESS
+    assert chord_objects(app) == []
+
+
+# -- transient errors with the client's own retries off (failure 1) -------------------
+
+
+def chord_request(request) -> bool:
+    return "chord-unlock-" in unquote(request.path + "?" + request.query)
+
+
+def test_bookkeeping_survives_transient_errors_with_client_retries_off(
+    make_app, s3_config, s3_proxy, tmp_path, small_buckets
+):
+    app = eager_app(make_app, tmp_path, no_sdk_retries(s3_config))
+    group_id, task_ids, callback = start_chord(app, 7)
+    for status, code, method in [
+        (503, "SlowDown", "PUT"),  # markers and create-only markers
+        (503, "SlowDown", "GET"),  # listings
+        (500, "InternalError", "PUT"),
+        (503, "ServiceUnavailable", "GET"),
+    ]:
+        fault = xml_error(status, code, method)
+        fault.matches = lambda r, method=method: r.method == method and chord_request(r)
+        fault.times = 3
+        s3_proxy.inject(fault)
+    group_read = xml_error(503, "SlowDown", "GET")
+    group_read.matches = lambda r: r.method == "GET" and "celery-taskset-meta-" in r.path
+    group_read.times = 2
+    s3_proxy.inject(group_read)
+    for position, task_id in enumerate(task_ids):
+        finish(app, group_id, task_id, callback, position=position)
+    assert all(fault.times == 0 for fault in s3_proxy.faults)  # every fault was served
+    assert callback_lines(app) == ["7"]
+    assert app.AsyncResult(callback.id).get(timeout=5) == 7
+    assert chord_objects(app) == []
+
+
+# -- a create whose answer was lost -------------------------------------------------------
+
+
+@pytest.mark.parametrize("marker", ["fired", "full~1"])
+def test_a_create_only_marker_whose_answer_was_lost_is_recognised(
+    make_app, s3_config, s3_proxy, tmp_path, small_buckets, marker
+):
+    """The store applies the create, the answer never arrives, botocore retries
+    and is refused (412): the writer must see that the marker is its own."""
+    app = eager_app(make_app, tmp_path, s3_config)
+    group_id, task_ids, callback = start_chord(app, 6)
+    lost = s3_proxy.inject(
+        lost_answer(
+            lambda r: r.method == "PUT"
+            and "if-none-match" in r.headers
+            and unquote(r.path).endswith(f"~{marker}")
+        )
+    )
+    for position, task_id in enumerate(task_ids):
+        finish(app, group_id, task_id, callback, position=position)
+    assert lost.times == 0
+    assert callback_lines(app) == ["6"]
+    assert chord_objects(app) == []
+
+
+# -- random interleavings (hypothesis) ----------------------------------------------------
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_random_interleavings_fire_exactly_once_after_all(chord_app, small_buckets, data):
+    size = data.draw(st.integers(min_value=1, max_value=10), label="size")
+    completions = data.draw(
+        st.lists(st.integers(0, size - 1), max_size=2 * size).map(lambda extra: list(range(size)) + extra),
+        label="completions",
+    )
+    completions = data.draw(st.permutations(completions), label="order")
+    unplaced = data.draw(st.sets(st.integers(0, size - 1), max_size=2), label="without a position")
+    workers = data.draw(st.integers(min_value=2, max_value=4), label="threads")
+    app = chord_app
+    before = len(callback_lines(app))
+    group_id, task_ids, callback = start_chord(app, size)
+    started: set[int] = set()
+    at_fire: list[set[int]] = []
+    fire = StorageBackend._fire_chord
+
+    def observed_fire(*args, **kwargs):
+        at_fire.append(set(started))
+        return fire(*args, **kwargs)
+
+    errors: list[BaseException] = []
+
+    def work(share: list[int]) -> None:
+        try:
+            for position in share:
+                started.add(position)
+                where = None if position in unplaced else position
+                finish(app, group_id, task_ids[position], callback, position=where)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(completions[i::workers],)) for i in range(workers)]
+    # each thread has a backend of its own (Celery's app.backend is per thread)
+    with mock.patch.object(StorageBackend, "_fire_chord", observed_fire):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert errors == []
+    assert callback_lines(app)[before:] == [str(size)]
+    # the elected finisher ran after every header task had started finishing
+    assert at_fire[:1] == [set(range(size))]
