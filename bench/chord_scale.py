@@ -15,6 +15,10 @@ this process that counts requests the way the proxy counts S3's (a listing
 is one request per page of 1,000 names, a bulk delete one per 1,000 names),
 for sizes the emulators cannot list quickly (they scan to list).
 
+On the folder (the filesystem provider), the file system calls naming a
+path in the results folder are counted instead, with the most header ids one
+write of chord state held.
+
 Printed per storage and N: store requests per header task, by kind (PUT,
 GET, LIST, DELETE), the final join's reads of the N header results left out
 (listed apart); the bytes of names listed per header task; requests of the
@@ -24,6 +28,8 @@ apply (group record, markers); and seconds per header task.
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import datetime
 import os
 import sys
@@ -46,6 +52,7 @@ from bench.harness import setup_django
 from django_storage_celery_results import adapters
 from django_storage_celery_results.backends import StorageBackend
 from django_storage_celery_results.exceptions import VersionMismatch
+from support.fscalls import touching
 from support.proxy import CountingProxy, Request
 from support.stores.azure import AzureStore
 from support.stores.gcs import GCSStore
@@ -67,6 +74,8 @@ class MemoryStore(adapters.StorageAdapter):
 
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str]] = {}
+        #: The names in order, for listings by prefix without a scan.
+        self.names: list[str] = []
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.listed_bytes = 0
@@ -89,24 +98,32 @@ class MemoryStore(adapters.StorageAdapter):
             if isinstance(mode, adapters.Update) and (current is None or current[1] != mode.version):
                 raise VersionMismatch(name)
             version = uuid.uuid4().hex
+            if current is None:
+                bisect.insort(self.names, name)
             self.objects[name] = (bytes(data), version)
         return version
 
     def delete(self, name: str) -> None:
         with self.lock:
             self.counts["DELETE"] += 1
-            self.objects.pop(name, None)
+            self._forget(name)
 
     def delete_many(self, names: Iterable[str]) -> None:
         names = list(names)
         with self.lock:
             self.counts["DELETE"] += -(-len(names) // PAGE)
             for name in names:
-                self.objects.pop(name, None)
+                self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        if self.objects.pop(name, None) is not None:
+            del self.names[bisect.bisect_left(self.names, name)]
 
     def list(self, wanted=lambda name: True, prefix=""):
         with self.lock:
-            found = sorted(name for name in self.objects if name.startswith(prefix))
+            start = bisect.bisect_left(self.names, prefix)
+            following = (self.names[index] for index in range(start, len(self.names)))
+            found = list(itertools.takewhile(lambda name: name.startswith(prefix), following))
             self.counts["LIST"] += max(1, -(-len(found) // PAGE))
             self.listed_bytes += sum(len(name) for name in found)
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -291,6 +308,7 @@ def in_memory(sizes: list[int], threads: int, code: str) -> Iterator[Row]:
             app = make_app({"result_storage": "filesystem", "result_storage_config": {"location": folder}})
             for size in sizes:
                 store.objects.clear()
+                store.names.clear()
                 store.counts.clear()
                 group_id, callback, task_ids = apply_chord(app, size)
                 applied = sum(store.counts.values())
@@ -307,6 +325,40 @@ def in_memory(sizes: list[int], threads: int, code: str) -> Iterator[Row]:
                 yield row
     finally:
         StorageBackend.adapter = original  # type: ignore[method-assign]
+
+
+def on_folder(sizes: list[int], threads: int, code: str) -> Iterator[str]:
+    """File system calls per header task (results folder paths, result writes included)
+    and the most header ids one chord-state write held."""
+    largest = [0]
+    original = StorageBackend.write_encoded
+
+    def write_encoded(backend: StorageBackend, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith(backend.chord_keyprefix) and isinstance(value, dict):
+            largest[0] = max(largest[0], len(value.get("done") or ()))
+        return original(backend, name, value, *args, **kwargs)
+
+    StorageBackend.write_encoded = write_encoded  # type: ignore[method-assign]
+    try:
+        for size in sizes:
+            with tempfile.TemporaryDirectory() as folder:
+                app = make_app({"result_storage": "filesystem", "result_storage_config": {"location": folder}})
+                group_id, callback, task_ids = apply_chord(app, size)
+                largest[0] = 0
+                with touching(folder) as touched:
+                    seconds, fired = finish_all(app, group_id, callback, task_ids, threads)
+                yield (
+                    f"| folder | {code} | {size} | {touched.calls / size:.2f} | {largest[0]} | "
+                    f"{seconds / size * 1000:.2f} | {fired} |"
+                )
+    finally:
+        StorageBackend.write_encoded = original  # type: ignore[method-assign]
+
+
+FOLDER_HEADER = (
+    "| storage | code | N | fs calls/task (join included) | most ids in one state write | ms/task | fired |\n"
+    "|---|---|---:|---:|---:|---:|---:|"
+)
 
 
 class _Env:
@@ -331,13 +383,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,1000,10000", help="N on the emulators")
     parser.add_argument("--memory-sizes", default="10,1000,10000,100000", help="N on the in-memory store")
-    parser.add_argument("--storages", default="s3,gcs,azure,memory")
+    parser.add_argument("--folder-sizes", default="10,1000,10000", help="N on the folder")
+    parser.add_argument("--storages", default="folder,memory,s3,gcs,azure")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--code", default="after", help="a label for the code measured (before/after)")
     args = parser.parse_args()
     setup_django()
+    storages = args.storages.split(",")
+    if "folder" in storages:
+        print(FOLDER_HEADER, flush=True)
+        for line in on_folder([int(n) for n in args.folder_sizes.split(",") if n], args.threads, args.code):
+            print(line, flush=True)
+        storages.remove("folder")
     print(HEADER, flush=True)
-    for storage in args.storages.split(","):
+    for storage in storages:
         if storage == "memory":
             rows = in_memory([int(n) for n in args.memory_sizes.split(",") if n], args.threads, args.code)
         else:

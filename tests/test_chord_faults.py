@@ -29,7 +29,8 @@ from tests.test_chords import callback_lines, chord_app, finish, start_chord  # 
 
 @pytest.fixture
 def small_buckets(monkeypatch):
-    monkeypatch.setattr(chords, "BUCKET_SIZE", 3, raising=False)  # raising: the tests also run on the old design
+    for name in ("BUCKET_SIZE", "FOLDER_BUCKET_SIZE"):  # not raising: the tests also run on the old design
+        monkeypatch.setattr(chords, name, 3, raising=False)
     return 3
 
 

@@ -77,7 +77,8 @@ class StorageBackend(KeyValueStoreBackend):
         adapter = self.adapter
         logger.debug("Celery results: %s via %s", self.storage_config.source, adapter)
         self.chord_counter: ChordCounter = counter_for(
-            BookkeepingStore(self), ChordKeys(self.layout, self.chord_keyprefix), adapter.prefix_listing
+            BookkeepingStore(self), ChordKeys(self.layout, self.chord_keyprefix, self.group_keyprefix),
+            adapter.prefix_listing,
         )
 
     # -- per-process resources -------------------------------------------------

@@ -79,6 +79,9 @@ BACKOFF_START = 0.002
 BACKOFF_CAP = 0.25
 #: Header tasks per bucket: one listing page on S3 and GCS (Azure's holds 5,000).
 BUCKET_SIZE = 1000
+#: Header tasks per bucket on the folder, where each finisher rewrites its
+#: bucket's state object: small, so a rewrite stays a few KiB.
+FOLDER_BUCKET_SIZE = 100
 #: Chords this process applied, remembered so set_chord_size can tell a
 #: correction from the size it already wrote.
 PLANS_LIMIT = 4096
@@ -110,10 +113,14 @@ class ChordStore(Protocol):
 
 @dataclass(frozen=True)
 class ChordKeys:
-    """The names of one chord's bookkeeping objects."""
+    """The names of one chord's bookkeeping objects (and of its group record)."""
 
     layout: KeyLayout
     prefix: str
+    group_prefix: str = "celery-taskset-meta-"
+
+    def group(self, group_id: str) -> str:
+        return self.layout.name(self.group_prefix, group_id)
 
     def state(self, group_id: str) -> str:
         return self.layout.name(self.prefix, group_id)
@@ -134,6 +141,20 @@ class ChordCounter(abc.ABC):
     def __init__(self, store: ChordStore, keys: ChordKeys) -> None:
         self.store = store
         self.keys = keys
+        self._lock = threading.Lock()
+        #: group id -> (size, flat) of the chords this process applied.
+        self._plans: OrderedDict[str, tuple[int, bool]] = OrderedDict()
+
+    def remember(self, group_id: str, size: int, flat: bool) -> None:
+        with self._lock:
+            self._plans[group_id] = (size, flat)
+            while len(self._plans) > PLANS_LIMIT:
+                self._plans.popitem(last=False)
+
+    def applied(self, group_id: str) -> tuple[int, bool] | None:
+        """(size, flat) as this process applied the chord, once (set_chord_size asks)."""
+        with self._lock:
+            return self._plans.pop(group_id, None)
 
     @abc.abstractmethod
     def start(self, group_id: str, size: int, flat: bool = True) -> None:
@@ -221,26 +242,53 @@ class StateObjectCounter(ChordCounter):
 
         Returns the progress written, or None when change wrote nothing.
         """
-        name = self.keys.state(group_id)
+
+        def on_dict(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+            after = change(ChordProgress.load(stored) if stored is not None else None)
+            return None if after is None else {**(stored or {}), **after.dump()}
+
+        written = self.update_object(self.keys.state(group_id), on_dict)
+        return None if written is None else ChordProgress.load(written)
+
+    def update_object(
+        self, name: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Apply change to the stored object with conditional writes until one wins.
+
+        Returns the object written, or None when change wrote nothing.
+        """
         for attempt in range(MAX_ROUNDS):
             stored = self.store.read_decoded(name)
-            after = change(ChordProgress.load(stored.value) if stored else None)
+            after = change(stored.value if stored else None)
             if after is None:
                 return None
             mode: PutMode = CREATE if stored is None or stored.version is None else Update(stored.version)
             try:
-                self.store.write_encoded(name, after.dump(), mode)
+                self.store.write_encoded(name, after, mode)
             except VersionMismatch:
                 backoff(attempt)
                 continue
             return after
-        raise ChordConflict(f"the state of chord {group_id} changed under {MAX_ROUNDS} conditional writes")
+        raise ChordConflict(f"the chord state {name} changed under {MAX_ROUNDS} conditional writes")
 
     def fired_by(self, group_id: str, task_id: str) -> None:
         pass  # the state object is the chord's only bookkeeping: nothing stray to remove
 
     def forget(self, group_id: str) -> None:
         self.store.delete_names([self.keys.state(group_id)])
+
+
+def buckets_for(size: int, per: int) -> int:
+    return max(1, -(-size // per))
+
+
+def bucket_count(size: int, number: int, per: int) -> int:
+    """How many header tasks bucket number of a chord of size holds, per to a bucket."""
+    return max(0, min(per, size - number * per))
+
+
+def valid_position(position: Any) -> bool:
+    return isinstance(position, int) and not isinstance(position, bool) and position >= 0
 
 
 def _with_size(progress: ChordProgress | None, size: int) -> ChordProgress | None:
@@ -321,19 +369,9 @@ class MarkerCounter(ChordCounter):
     #: The size as the chord was applied (nested header), then as Celery corrected it.
     SIZES = ("size1-", "size2-")
 
-    def __init__(self, store: ChordStore, keys: ChordKeys) -> None:
-        super().__init__(store, keys)
-        self._lock = threading.Lock()
-        #: group id -> (size, flat) of the chords this process applied.
-        self._plans: OrderedDict[str, tuple[int, bool]] = OrderedDict()
-
     @staticmethod
     def bucket(number: int) -> str:
         return f"b{number}~"
-
-    @staticmethod
-    def buckets_for(size: int) -> int:
-        return max(1, -(-size // BUCKET_SIZE))
 
     def _mark(self, group_id: str, member: str, value: Any = None, mode: PutMode = OVERWRITE) -> None:
         name = self.keys.member(group_id, member)
@@ -373,21 +411,17 @@ class MarkerCounter(ChordCounter):
     # -- apply and size correction -------------------------------------------------
 
     def start(self, group_id: str, size: int, flat: bool = True) -> None:
-        with self._lock:
-            self._plans[group_id] = (size, flat)
-            while len(self._plans) > PLANS_LIMIT:
-                self._plans.popitem(last=False)
+        self.remember(group_id, size, flat)
         if not flat:  # positions collide: every finisher counts the whole chord
             self._mark(group_id, f"{self.SIZES[0]}{size}")
             return
-        buckets = self.buckets_for(size)
+        buckets = buckets_for(size, BUCKET_SIZE)
         for number in range(buckets):
-            count = min(BUCKET_SIZE, size - number * BUCKET_SIZE)
-            self._mark(group_id, self.bucket(number) + Expect(max(count, 0), size, buckets).name())
+            expect = Expect(bucket_count(size, number, BUCKET_SIZE), size, buckets)
+            self._mark(group_id, self.bucket(number) + expect.name())
 
     def set_size(self, group_id: str, size: int) -> None:
-        with self._lock:
-            plan = self._plans.pop(group_id, None)
+        plan = self.applied(group_id)
         if plan is None:  # applied by another process: what did it write?
             expect = self._list(group_id, self.bucket(0)).expect
             plan = (expect.size, True) if expect else (0, False)
@@ -399,7 +433,7 @@ class MarkerCounter(ChordCounter):
             # Positions no longer add up to the size: every finisher from
             # now on counts the whole chord (Celery sends the last header
             # task after this, so the last finisher sees it).
-            for number in range(self.buckets_for(applied)):
+            for number in range(buckets_for(applied, BUCKET_SIZE)):
                 self._mark(group_id, self.bucket(number) + self.RESIZED)
 
     # -- header tasks ----------------------------------------------------------------
@@ -409,8 +443,9 @@ class MarkerCounter(ChordCounter):
         # what this call's create-only markers hold: unique to the call, not the
         # task, so a redelivery of the same task racing it is someone else
         vote = Vote(task_id, uuid.uuid4().hex)
-        if position is None or not isinstance(position, int) or position < 0:
+        if not valid_position(position):
             return self._record_unplaced(group_id, vote, task)
+        assert position is not None
         number = position // BUCKET_SIZE
         self._mark(group_id, self.bucket(number) + task)
         seen = self._list(group_id, self.bucket(number))
@@ -476,6 +511,137 @@ class MarkerCounter(ChordCounter):
         self.store.delete_names([*names, fired])
 
 
+class BucketStateCounter(StateObjectCounter):
+    """The folder: a state object per bucket of header tasks by position, and
+    the chord's state object holding the full buckets.
+
+    Each header task adds its id to its bucket's object (at most
+    FOLDER_BUCKET_SIZE ids) with a version-matched write; every finisher that finds
+    its bucket full adds the bucket to the chord's object, and the one write
+    that completes the set of full buckets also marks it fired. A task
+    without a position finds it in the group record. A nested header (no
+    bucket objects) keeps the whole set of ids in the chord's object, as
+    StateObjectCounter does; after a size correction of a flat header the
+    finishers count the ids of every bucket against the new size.
+    """
+
+    def bucket_name(self, group_id: str, number: int) -> str:
+        return self.keys.member(group_id, f"b{number}")
+
+    def start(self, group_id: str, size: int, flat: bool = True) -> None:
+        self.remember(group_id, size, flat)
+        if not flat:
+            super().start(group_id, size)
+            return
+        buckets = buckets_for(size, FOLDER_BUCKET_SIZE)
+        for number in range(buckets):
+            state = {"count": bucket_count(size, number, FOLDER_BUCKET_SIZE), "done": []}
+            self.store.write_encoded(self.bucket_name(group_id, number), state)
+        top = {"size": size, "done": [], "buckets": buckets, "full": [], "fired": False}
+        self.store.write_encoded(self.keys.state(group_id), top)
+
+    def set_size(self, group_id: str, size: int) -> None:
+        plan = self.applied(group_id)
+        if plan is None:  # applied by another process: what did it write?
+            stored = self.store.read_decoded(self.keys.state(group_id))
+            top = stored.value if stored else {}
+            plan = (top.get("size") or 0, "buckets" in top)
+        applied, flat = plan
+        if flat and applied == size:
+            return
+        self.update_object(self.keys.state(group_id), lambda top: _resized(top, size))
+        if flat:  # finishers from now on count every bucket (Celery sends the last task after this)
+            for number in range(buckets_for(applied, FOLDER_BUCKET_SIZE)):
+                self.update_object(self.bucket_name(group_id, number), lambda bucket: _resized(bucket, None))
+
+    def record(self, group_id: str, task_id: str, position: int | None = None) -> bool:
+        bucket = None
+        if valid_position(position):
+            assert position is not None
+            bucket = self._add(self.bucket_name(group_id, position // FOLDER_BUCKET_SIZE), task_id)
+        if bucket is None:  # no position, or one out of range: the group record knows
+            position = self._position(group_id, task_id)
+            if position is not None:
+                bucket = self._add(self.bucket_name(group_id, position // FOLDER_BUCKET_SIZE), task_id)
+        if position is not None:
+            number = position // FOLDER_BUCKET_SIZE
+            if bucket is not None:
+                if bucket.get("resized"):
+                    return self._count_every_bucket(group_id, task_id, placed=True)
+                return len(bucket["done"]) >= bucket["count"] and self._bucket_full(group_id, number)
+        return self._count_every_bucket(group_id, task_id, placed=False)
+
+    def _add(self, name: str, task_id: str) -> dict[str, Any] | None:
+        """The bucket with task_id added (written, or already there); None when there is no such bucket."""
+        current: dict[str, Any] | None = None
+
+        def add(bucket: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal current
+            current = bucket
+            if bucket is None or task_id in bucket["done"]:
+                return None
+            return {**bucket, "done": [*bucket["done"], task_id]}
+
+        return self.update_object(name, add) or current
+
+    def _bucket_full(self, group_id: str, number: int) -> bool:
+        def add_full(top: dict[str, Any] | None) -> dict[str, Any] | None:
+            if top is None or top.get("fired") or number in top["full"]:
+                return None
+            full = [*top["full"], number]
+            return {**top, "full": full, "fired": len(full) >= top["buckets"]}
+
+        written = self.update_object(self.keys.state(group_id), add_full)
+        return bool(written and written["fired"])
+
+    def _count_every_bucket(self, group_id: str, task_id: str, placed: bool) -> bool:
+        """A nested header, a corrected size, or a task without a place: count every id."""
+
+        def add(top: dict[str, Any] | None) -> dict[str, Any] | None:
+            if top is None or top.get("fired") or (placed and "buckets" not in top):
+                return None
+            done = top.get("done") or []
+            if not placed and task_id not in done:
+                top = {**top, "done": [*done, task_id]}
+            ids = set(top.get("done") or [])
+            for number in range(top.get("buckets", 0) if top.get("resized") else 0):
+                stored = self.store.read_decoded(self.bucket_name(group_id, number))
+                ids.update(stored.value["done"] if stored else ())
+            if top.get("size") is None or len(ids) < top["size"]:
+                return top if top.get("done") != done else None
+            return {**top, "fired": True}
+
+        written = self.update_object(self.keys.state(group_id), add)
+        return bool(written and written.get("fired"))
+
+    def _position(self, group_id: str, task_id: str) -> int | None:
+        """Where task_id stands in the chord's flat header, from the group record."""
+        stored = self.store.read_decoded(self.keys.group(group_id))
+        try:
+            children = stored.value["result"][1] if stored else []
+            ids = [child[0][0] for child in children if child[1] is None]
+        except (TypeError, KeyError, IndexError):
+            return None
+        if len(ids) != len(children) or task_id not in ids:
+            return None  # a nested header, or not one of its tasks
+        return ids.index(task_id)
+
+    def forget(self, group_id: str) -> None:
+        stored = self.store.read_decoded(self.keys.state(group_id))
+        buckets = stored.value.get("buckets", 0) if stored and isinstance(stored.value, dict) else 0
+        names = [self.bucket_name(group_id, number) for number in range(buckets)]
+        self.store.delete_names([*names, self.keys.state(group_id)])
+
+
+def _resized(state: dict[str, Any] | None, size: int | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    after = {**state, "resized": True}
+    if size is not None:
+        after["size"] = size
+    return None if after == state else after
+
+
 def counter_for(store: ChordStore, keys: ChordKeys, prefix_listing: bool) -> ChordCounter:
-    """Markers where listing a prefix is one request (object stores), else one state object."""
-    return (MarkerCounter if prefix_listing else StateObjectCounter)(store, keys)
+    """Markers where listing a prefix is one request (object stores), else state objects."""
+    return (MarkerCounter if prefix_listing else BucketStateCounter)(store, keys)
