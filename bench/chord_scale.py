@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import itertools
 import datetime
+import itertools
 import os
 import sys
 import tempfile
@@ -136,7 +136,9 @@ class MemoryStore(adapters.StorageAdapter):
 def kind_of(request: Request) -> str:
     """PUT, GET, LIST or DELETE, whatever the store's wire says."""
     query = request.query
-    if request.method == "GET" and ("list-type" in query or "comp=list" in query or query.startswith("prefix")):
+    if request.method == "GET" and (
+        "list-type" in query or "comp=list" in query or query.startswith("prefix")
+    ):
         return "LIST"
     if request.method == "GET" and request.path.rstrip("/").endswith("/o"):
         return "LIST"  # GCS: GET /storage/v1/b/<bucket>/o
@@ -169,7 +171,7 @@ class Row:
 
     def line(self) -> str:
         total = sum(self.per_task.values())
-        kinds = " ".join(f"{self.per_task[kind]:7.3f}" for kind in KINDS)
+        kinds = " | ".join(f"{self.per_task[kind]:6.3f}" for kind in KINDS)
         return (
             f"| {self.storage:7} | {self.code:6} | {self.size:7d} | {total:7.3f} | {kinds} | "
             f"{self.listed_bytes:10.0f} | {self.apply_requests:5d} | {self.join_reads:6d} | "
@@ -178,8 +180,9 @@ class Row:
 
 
 HEADER = (
-    "| storage | code   |       N | req/task |     PUT     GET    LIST  DELETE | listed B/task | apply | join GETs | ms/task | fired |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| storage | code   |       N | req/task |    PUT |    GET |   LIST | DELETE "
+    "| listed B/task | apply | join GETs | ms/task | fired |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -232,7 +235,9 @@ def apply_chord(app: Celery, size: int) -> tuple[str, Any, list[str]]:
     return group_id, callback, task_ids
 
 
-def finish_all(app: Celery, group_id: str, callback: Any, task_ids: list[str], threads: int) -> tuple[float, int]:
+def finish_all(
+    app: Celery, group_id: str, callback: Any, task_ids: list[str], threads: int
+) -> tuple[float, int]:
     fired = Counter[str]()
     lock = threading.Lock()
     original = StorageBackend._fire_chord
@@ -258,7 +263,9 @@ def finish_all(app: Celery, group_id: str, callback: Any, task_ids: list[str], t
             errors.append(exc)
 
     started = time.perf_counter()
-    workers = [threading.Thread(target=work, args=(list(range(i, len(task_ids), threads)),)) for i in range(threads)]
+    workers = [
+        threading.Thread(target=work, args=(list(range(i, len(task_ids), threads)),)) for i in range(threads)
+    ]
     try:
         for worker in workers:
             worker.start()
@@ -342,7 +349,9 @@ def on_folder(sizes: list[int], threads: int, code: str) -> Iterator[str]:
     try:
         for size in sizes:
             with tempfile.TemporaryDirectory() as folder:
-                app = make_app({"result_storage": "filesystem", "result_storage_config": {"location": folder}})
+                app = make_app(
+                    {"result_storage": "filesystem", "result_storage_config": {"location": folder}}
+                )
                 group_id, callback, task_ids = apply_chord(app, size)
                 largest[0] = 0
                 with touching(folder) as touched:
@@ -380,7 +389,9 @@ class _Env:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="10,1000,10000", help="N on the emulators")
     parser.add_argument("--memory-sizes", default="10,1000,10000,100000", help="N on the in-memory store")
     parser.add_argument("--folder-sizes", default="10,1000,10000", help="N on the folder")

@@ -24,7 +24,8 @@ from django_storage_celery_results import chords
 from django_storage_celery_results.backends import StorageBackend
 from support.faults import lost_answer, xml_error
 from support.stores.s3 import no_sdk_retries
-from tests.test_chords import callback_lines, chord_app, finish, start_chord  # noqa: F401 - chord_app: fixture
+from tests.test_chords import callback_lines, finish, start_chord
+from tests.test_chords import chord_app as chord_app_fixture  # noqa: F401 - the fixture "chord_app"
 
 
 @pytest.fixture
@@ -207,9 +208,9 @@ def test_a_create_only_marker_whose_answer_was_lost_is_recognised(
     group_id, task_ids, callback = start_chord(app, 6)
     lost = s3_proxy.inject(
         lost_answer(
-            lambda r: r.method == "PUT"
-            and "if-none-match" in r.headers
-            and unquote(r.path).endswith(f"~{marker}")
+            lambda r: (
+                r.method == "PUT" and "if-none-match" in r.headers and unquote(r.path).endswith(f"~{marker}")
+            )
         )
     )
     for position, task_id in enumerate(task_ids):

@@ -77,7 +77,8 @@ class StorageBackend(KeyValueStoreBackend):
         adapter = self.adapter
         logger.debug("Celery results: %s via %s", self.storage_config.source, adapter)
         self.chord_counter: ChordCounter = counter_for(
-            BookkeepingStore(self), ChordKeys(self.layout, self.chord_keyprefix, self.group_keyprefix),
+            BookkeepingStore(self),
+            ChordKeys(self.layout, self.chord_keyprefix, self.group_keyprefix),
             adapter.prefix_listing,
         )
 
@@ -368,7 +369,9 @@ class StorageBackend(KeyValueStoreBackend):
         if header is None:
             # The group record goes before the markers: a finisher elected
             # after another fired the chord and cleaned up finds no group.
-            logger.info("Chord %s was fired and removed already: header task %s does nothing", group_id, elected)
+            logger.info(
+                "Chord %s was fired and removed already: header task %s does nothing", group_id, elected
+            )
             self.chord_counter.fired_by(group_id, elected or "")
             return
         try:
@@ -407,7 +410,10 @@ class StorageBackend(KeyValueStoreBackend):
                     raise
                 retries += 1
                 logger.warning(
-                    "Chord bookkeeping: %s failed (%s), retry %d", _call_name(call), type(exc).__name__, retries
+                    "Chord bookkeeping: %s failed (%s), retry %d",
+                    _call_name(call),
+                    type(exc).__name__,
+                    retries,
                 )
                 time.sleep(
                     get_exponential_backoff_interval(
