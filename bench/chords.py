@@ -7,8 +7,9 @@ configuration; the header is N `tests.add` tasks (with --task-seconds S:
 `tests.sleep` tasks of S seconds each), the callback `tests.total`.
 On each storage (the filesystem provider; S3 on moto, GCS on fake-gcs-server,
 Azure on Azurite, each behind the counting proxy):
-  native   this backend: the header tasks counted in a chord state object
-           with conditional writes, the last one sends the callback
+  native   this backend: the header tasks counted in buckets by position
+           (markers on object stores, state objects in the folder), the
+           last one sends the callback
   polling  this backend on the generic adapter (result_storage_adapter =
            "generic"), which cannot write conditionally, so Celery's
            celery.chord_unlock task polls the header results
