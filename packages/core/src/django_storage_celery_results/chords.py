@@ -30,11 +30,14 @@ does cheaply:
   task, but always right. A task without a position also marks every bucket
   ``.u-<id>``, so the finishers that come after it take the same safe path.
 
-* ``StateObjectCounter`` (a local folder, where listing means reading the
+* ``BucketStateCounter`` (a local folder, where listing means reading the
   whole directory but a version-matched write is a lock held for
-  microseconds): one state object per chord holds the size and the set;
-  each header task adds its id with a version-matched write, retrying with
-  jittered backoff when another writer won.
+  microseconds): the same two levels as state objects, one per bucket of
+  ``FOLDER_BUCKET_SIZE`` header tasks (their ids) and one per chord (its
+  size and the full buckets), updated by version-matched writes retried
+  with jittered backoff when another writer won. No file ever holds more
+  than one bucket of ids. ``StateObjectCounter``, one state object holding
+  every id, is what it keeps for a nested header.
 
 Exactly once, whatever else happens to the markers: the one create of
 ``fired`` elects the sender, and ``_fire_chord`` deletes the group record
@@ -482,7 +485,7 @@ class MarkerCounter(ChordCounter):
             # Finishers counting one bucket would never see this task: mark
             # every bucket so the ones after us count the whole chord too,
             # then look again.
-            for number in range(1, seen.expect.buckets):
+            for number in range(seen.expect.buckets):
                 self._mark(group_id, self.bucket(number) + self.UNPLACED + task)
             seen = self._list(group_id)
         size = seen.size()
