@@ -142,7 +142,7 @@ def kind_of(request: Request) -> str:
         return "LIST"
     if request.method == "GET" and request.path.rstrip("/").endswith("/o"):
         return "LIST"  # GCS: GET /storage/v1/b/<bucket>/o
-    if request.method == "DELETE" or "delete" in query or "batch" in request.path:
+    if request.method == "DELETE" or "delete" in query or "batch" in request.path or "comp=batch" in query:
         return "DELETE"
     if request.method in ("PUT", "POST"):
         return "PUT"
