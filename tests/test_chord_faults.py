@@ -24,8 +24,12 @@ from django_storage_celery_results import chords
 from django_storage_celery_results.backends import StorageBackend
 from support.faults import lost_answer, xml_error
 from support.stores.s3 import no_sdk_retries
-from tests.test_chords import callback_lines, finish, start_chord
-from tests.test_chords import chord_app as chord_app_fixture  # noqa: F401 - the fixture "chord_app"
+from tests.test_chords import (
+    callback_lines,
+    chord_app_fixture,  # noqa: F401 - the fixture "chord_app"
+    finish,
+    start_chord,
+)
 
 
 @pytest.fixture
@@ -271,3 +275,27 @@ def test_random_interleavings_fire_exactly_once_after_all(chord_app, small_bucke
     assert callback_lines(app)[before:] == [str(size)]
     # the elected finisher ran after every header task had started finishing
     assert at_fire[:1] == [set(range(size))]
+
+
+def test_a_chord_applied_before_the_buckets_still_completes(chord_app):
+    """What the previous design wrote is counted: on object stores size markers and
+    done-<task id>, in the folder one state object with the size and every id."""
+    app = chord_app
+    backend = app.backend
+    group_id = str(uuid.uuid4())
+    task_ids = [str(uuid.uuid4()) for _ in range(3)]
+    callback = app.signature("tests.record_callback")
+    callback.freeze()
+    app.GroupResult(group_id, [app.AsyncResult(task_id) for task_id in task_ids]).save(backend=backend)
+    chord_name = backend.get_key_for_chord(group_id)
+    if backend.adapter.prefix_listing:
+        for member in ["size1-3", "size2-3", f"done-{task_ids[0]}"]:
+            backend.write_encoded(f"{chord_name}~{member}", {})
+    else:
+        backend.write_encoded(chord_name, {"size": 3, "done": [task_ids[0]]})
+    backend.store_result(task_ids[0], 1, states.SUCCESS)
+    for position, task_id in enumerate(task_ids[1:], start=1):
+        assert callback_lines(app) == []
+        finish(app, group_id, task_id, callback, position=position)
+    assert callback_lines(app) == ["3"]
+    assert chord_objects(app) == []

@@ -25,8 +25,8 @@ from support.stores.s3 import calls
 STORAGES = ["filesystem", "s3"]
 
 
-@pytest.fixture(params=STORAGES)
-def chord_app(request, make_app, tmp_path):
+@pytest.fixture(params=STORAGES, name="chord_app")
+def chord_app_fixture(request, make_app, tmp_path):
     if request.param == "s3":
         config = request.getfixturevalue("s3_config")
     else:

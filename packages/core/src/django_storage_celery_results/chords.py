@@ -369,6 +369,8 @@ class MarkerCounter(ChordCounter):
     FULL = "full~"
     UNPLACED = ".u-"
     RESIZED = ".resized"
+    #: What a finished header task wrote before the buckets (version 1.0.0 previews).
+    LEGACY_DONE = "done-"
     #: The size as the chord was applied (nested header), then as Celery corrected it.
     SIZES = ("size1-", "size2-")
 
@@ -405,6 +407,8 @@ class MarkerCounter(ChordCounter):
                     listing.placed.add(rest)
             elif member == self.FIRED:
                 listing.fired = True
+            elif member.startswith(self.LEGACY_DONE):  # a chord applied before the buckets
+                listing.unplaced.add(member[len(self.LEGACY_DONE) :])
             else:
                 for kind in self.SIZES:
                     if member.startswith(kind) and member[len(kind) :].isdigit():
