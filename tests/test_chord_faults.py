@@ -228,7 +228,7 @@ def test_a_create_only_marker_whose_answer_was_lost_is_recognised(
 
 
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
