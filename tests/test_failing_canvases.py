@@ -1,0 +1,337 @@
+"""Failing canvases behave as they do on Celery's Redis backend.
+
+Every case runs on Celery's own Redis result backend, the reference that
+Celery's canvas semantics are written against, and on every storage: the
+filesystem provider, the generic adapter on a folder (chords by Celery's
+chord_unlock polling) and each object store of support.stores (S3 on moto,
+GCS on fake-gcs-server, Azure on Azurite). Each backend gets one real
+`celery worker` (prefork, 2 processes) on a real Redis broker for the whole
+module; its cases are applied at once, then awaited one by one, so a
+backend costs about as long as its slowest case.
+
+For each case ours and Redis agree on what `.get()` raises, on the final
+state (and stored error) of every task of the canvas, and on the errbacks
+that ran (each appends a line to a file). Where Redis leaves a task waiting
+forever (see HANGS_ON_REDIS), ours marks it failed with the failure's own
+error instead, and `.get()` raises that error at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery, chain, chord, group, states
+from celery.canvas import Signature, _chain, _chord
+from celery.exceptions import TimeoutError as ResultTimeout
+from celery.result import AsyncResult
+
+from support.processes import Worker
+from support.stores import STORES
+from tests.test_behaviour import Setup, storage_setup
+
+pytestmark = pytest.mark.e2e
+
+STORAGES = ["filesystem-provider", "generic-adapter", *(f"{preset}-provider" for preset in STORES)]
+#: How long a case's `.get()` may take; one that has not returned by then hangs.
+GET_TIMEOUT = 15
+#: How long Redis is given in the cases where it hangs.
+HANG_TIMEOUT = 3
+#: After the gets: how long the tasks of every case may take to reach a final state.
+SETTLE_TIMEOUT = 4
+#: Errbacks sent as tasks arrive late: the errback files must stay unchanged this long.
+ERRBACKS_QUIET = 1.0
+
+
+# -- the cases -------------------------------------------------------------------
+
+
+@dataclass
+class Kit:
+    """Signatures of the test project's tasks for one case, and its errback log."""
+
+    app: Celery
+    errback_log: Path
+
+    def s(self, name: str, *args: Any) -> Signature:
+        return self.app.signature(f"tests.{name}", args=args)
+
+    def si(self, name: str, *args: Any) -> Signature:
+        return self.app.signature(f"tests.{name}", args=args, immutable=True)
+
+    def errback(self) -> Signature:
+        """Called with the failed task's id (Celery's old-style errback, sent as a task)."""
+        return self.s("note_failure", str(self.errback_log))
+
+    def immutable_errback(self) -> Signature:
+        """Called with its own arguments only (run inside the worker that saw the failure)."""
+        return self.si("note_failure", "immutable", str(self.errback_log))
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[Kit], Signature]
+    #: What `.get()` raises on ours where Redis hangs.
+    ours_raise: str | None = None
+    #: The tasks Redis leaves PENDING though they can never run, and the state ours gives them.
+    pending_on_redis: dict[str, str] = field(default_factory=dict)
+
+
+CASES = [
+    # a failing task in the header
+    Case("header-task", lambda k: chord([k.si("fail", "boom")], k.s("echo"))),
+    Case("header-task-of-two", lambda k: chord([k.si("add", 1, 1), k.si("fail", "boom")], k.s("echo"))),
+    Case(
+        "header-task-body-chain",
+        lambda k: chord([k.si("fail", "boom")], chain(k.s("echo"), k.s("echo"))),
+    ),
+    Case(
+        "header-group",
+        lambda k: chord([group(k.si("echo", 42), k.si("fail", "boom"))], k.s("echo")),
+    ),
+    Case("header-chain-head", lambda k: chord([chain(k.si("fail", "boom"), k.s("echo"))], k.s("echo"))),
+    Case(
+        "header-chain-middle",
+        lambda k: chord([chain(k.si("add", 1, 1), k.s("fail"), k.s("echo")), k.si("add", 2, 2)], k.s("echo")),
+    ),
+    Case("header-chain-tail", lambda k: chord([chain(k.si("add", 1, 1), k.s("fail"))], k.s("echo"))),
+    Case(
+        "header-chain-tail-body-chain",
+        lambda k: chord([chain(k.si("add", 1, 1), k.s("fail"))], chain(k.s("echo"), k.s("echo"))),
+    ),
+    # a failing body
+    Case("body-task", lambda k: chord([k.si("add", 1, 1), k.si("add", 2, 2)], k.s("fail"))),
+    Case("body-chain", lambda k: chord([k.si("add", 1, 1)], chain(k.s("fail"), k.s("echo")))),
+    Case("body-group", lambda k: chord([k.si("add", 1, 1)], group(k.s("fail"), k.s("echo")))),
+    # nested chords
+    Case(
+        "nested-chord-in-header",
+        lambda k: chord(
+            [chord([k.si("fail", "boom"), k.si("add", 1, 1)], k.s("echo")), k.si("add", 2, 2)], k.s("echo")
+        ),
+    ),
+    Case(
+        "nested-chord-body-fails",
+        lambda k: chord([chord([k.si("add", 1, 1)], k.s("fail")), k.si("add", 2, 2)], k.s("echo")),
+    ),
+    # a chain that ends in a group after a failing task
+    Case(
+        "chain-ending-in-group",
+        lambda k: chain(k.si("add", 1, 1), k.s("fail"), group(k.s("add", 1), k.s("add", 1))),
+        ours_raise="ValueError(2)",
+    ),
+    Case(
+        "chain-ending-in-chord",
+        lambda k: chain(k.si("add", 1, 1), k.s("fail"), chord([k.s("add", 1), k.s("add", 2)], k.s("echo"))),
+    ),
+    # errbacks, counted through the errback log
+    Case(
+        "errbacks-on-header-task-and-chord",
+        lambda k: chord(
+            [k.si("fail", "boom").on_error(k.errback()), k.si("add", 1, 1)], k.s("echo")
+        ).on_error(k.errback()),
+    ),
+    Case(
+        "immutable-errbacks-on-header-task-and-chord",
+        lambda k: chord(
+            [k.si("fail", "boom").on_error(k.immutable_errback()), k.si("add", 1, 1)], k.s("echo")
+        ).on_error(k.immutable_errback()),
+    ),
+    Case(
+        "errbacks-on-failing-body",
+        lambda k: chord([k.si("add", 1, 1)], k.s("fail")).on_error(k.errback()),
+    ),
+    Case(
+        "errbacks-on-chain-in-header",
+        lambda k: chord([chain(k.si("add", 1, 1), k.s("fail"), k.s("echo")).on_error(k.errback())], k.s("echo")),
+    ),
+    Case(
+        "errbacks-on-chain-ending-in-group",
+        lambda k: chain(k.si("add", 1, 1), k.s("fail"), group(k.s("add", 1), k.s("add", 1))).on_error(
+            k.immutable_errback()
+        ),
+        ours_raise="ValueError(2)",
+    ),
+]
+
+#: Where Celery's Redis backend itself never returns: the group's tasks after
+#: the failed one are never marked (celery/celery#6437, "Celery hangs when an
+#: exception occurs inside a group of chains"); its `.get()` waits forever.
+HANGS_ON_REDIS = {case.name for case in CASES if case.ours_raise}
+
+
+# -- running a case ----------------------------------------------------------------
+
+
+def task_ids(signature: Signature, path: str = "") -> list[tuple[str, str]]:
+    """(role, id) of every task in a frozen canvas, in a fixed order."""
+    if isinstance(signature, _chord):
+        header = task_ids(signature.tasks, f"{path}header.")
+        return header + task_ids(signature.body, f"{path}body.")
+    if isinstance(signature, (group, _chain)):
+        kind = "group" if isinstance(signature, group) else "chain"
+        found = []
+        for index, task in enumerate(signature.tasks):
+            found += task_ids(task, f"{path}{kind}[{index}].")
+        return found
+    return [(path.rstrip(".") or "task", signature.id)]
+
+
+@dataclass
+class Outcome:
+    """What a user sees of one case, with every id written as its role in the canvas."""
+
+    raised: str
+    states: dict[str, str] = field(default_factory=dict)
+    errbacks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Started:
+    case: Case
+    roles: list[tuple[str, str]]
+    result: Any
+    errback_log: Path
+
+    def named(self, text: str) -> str:
+        for role, task_id in self.roles:
+            text = text.replace(task_id, f"<{role}>")
+        return text
+
+
+def await_result(started: Started, timeout: float) -> str:
+    try:
+        value = started.result.get(timeout=timeout, interval=0.1)
+    except ResultTimeout:
+        return "timed out"
+    except Exception as exc:
+        return started.named(repr(exc))
+    return f"returned {value!r}"
+
+
+def stored_state(app: Celery, started: Started, task_id: str) -> str:
+    meta = app.backend.get_task_meta(task_id)
+    status = meta["status"]
+    if status not in states.READY_STATES:
+        return status
+    return f"{status} {started.named(repr(meta['result']))}"
+
+
+def run_cases(app: Celery, folder: Path, hang_timeout: float) -> dict[str, Outcome]:
+    started = []
+    for case in CASES:
+        kit = Kit(app, folder / f"{case.name}.errbacks")
+        canvas = case.build(kit)
+        canvas.freeze()
+        started.append(Started(case, task_ids(canvas), canvas.apply_async(), kit.errback_log))
+    outcomes = {}
+    for run in sorted(started, key=lambda run: run.case.name in HANGS_ON_REDIS):
+        timeout = hang_timeout if run.case.name in HANGS_ON_REDIS else GET_TIMEOUT
+        outcomes[run.case.name] = Outcome(await_result(run, timeout))
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        if all(
+            app.backend.get_task_meta(task_id)["status"] in states.READY_STATES
+            for run in started
+            for _, task_id in run.roles
+        ):
+            break
+        time.sleep(0.2)
+    wait_until_quiet([run.errback_log for run in started])
+    for run in started:
+        outcome = outcomes[run.case.name]
+        outcome.states = {role: stored_state(app, run, task_id) for role, task_id in run.roles}
+        lines = run.errback_log.read_text().splitlines() if run.errback_log.exists() else []
+        outcome.errbacks = sorted(run.named(json.loads(line)) for line in lines)
+    return outcomes
+
+
+def wait_until_quiet(logs: list[Path]) -> None:
+    def sizes() -> list[int]:
+        return [log.stat().st_size if log.exists() else 0 for log in logs]
+
+    last, since = sizes(), time.monotonic()
+    while time.monotonic() - since < ERRBACKS_QUIET:
+        time.sleep(0.1)
+        now = sizes()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
+def outcomes_on(
+    name: str, worker_env: dict[str, str], conf: dict[str, Any], folder: Path, hang_timeout: float
+) -> dict[str, Outcome]:
+    worker = Worker(worker_env, folder / "worker.log")
+    app = Celery(f"failing-canvases-{name}", set_as_current=False)
+    app.conf.update(accept_content=["json"], result_extended=True, **conf)
+    try:
+        return run_cases(app, folder, hang_timeout)
+    finally:
+        app.close()
+        worker.stop()
+        output = worker.output()
+        assert "Unrecoverable error" not in output, output
+
+
+# -- the reference and ours ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def on_redis(redis_url, tmp_path_factory) -> dict[str, Outcome]:
+    """Every case on Celery's Redis result backend (its own broker database,
+    so no other worker of the session takes its tasks)."""
+    broker = redis_url.rsplit("/", 1)[0] + "/2"
+    backend = redis_url.rsplit("/", 1)[0] + "/3"
+    env = {"TEST_BROKER_URL": broker, "TEST_RESULT_BACKEND": backend}
+    conf = {"broker_url": broker, "result_backend": backend}
+    return outcomes_on("redis", env, conf, tmp_path_factory.mktemp("on-redis"), HANG_TIMEOUT)
+
+
+@pytest.fixture(scope="module", params=STORAGES)
+def on_storage(request, redis_url, tmp_path_factory) -> Iterator[dict[str, Outcome]]:
+    folder = tmp_path_factory.mktemp(request.param)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        setup: Setup = storage_setup(request, request.param, folder / "results", monkeypatch)
+        env = {
+            "TEST_BROKER_URL": redis_url,
+            "TEST_RESULT_STORAGE": setup.storage,
+            "TEST_RESULT_STORAGE_CONFIG": json.dumps(setup.config),
+        }
+        conf = {
+            "broker_url": redis_url,
+            "result_backend": "django-storage",
+            "result_storage": setup.storage,
+            "result_storage_config": setup.config,
+        }
+        yield outcomes_on(request.param, env, conf, folder, GET_TIMEOUT)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_failing_canvas_behaves_as_on_redis(on_redis, on_storage, case):
+    redis, ours = on_redis[case.name], on_storage[case.name]
+    print(f"{case.name}\n  redis: {redis}\n  ours:  {ours}")
+    assert ours.errbacks == redis.errbacks
+    if case.name in HANGS_ON_REDIS:
+        assert redis.raised == "timed out"
+        assert ours.raised == case.ours_raise
+    else:
+        assert ours.raised == redis.raised
+    # Where Redis leaves a task that can no longer run PENDING, ours fails it.
+    never_marked = {role: state for role, state in redis.states.items() if state == states.PENDING}
+    assert set(never_marked) == set(case.pending_on_redis)
+    for role, state in ours.states.items():
+        assert state == case.pending_on_redis.get(role, redis.states[role]), role
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_nothing_of_a_failing_canvas_waits_forever(on_storage, case):
+    ours = on_storage[case.name]
+    assert ours.raised != "timed out"
+    waiting = {role: state for role, state in ours.states.items() if state.split()[0] not in states.READY_STATES}
+    assert not waiting
