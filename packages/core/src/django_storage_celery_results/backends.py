@@ -378,7 +378,9 @@ class StorageBackend(KeyValueStoreBackend):
         no_ack: bool = True,
         on_interval: Any = None,
     ) -> Any:
-        meta = super().wait_for(task_id, timeout=timeout, interval=interval, no_ack=no_ack, on_interval=on_interval)
+        meta = super().wait_for(
+            task_id, timeout=timeout, interval=interval, no_ack=no_ack, on_interval=on_interval
+        )
         if on_interval is not None:
             # AsyncResult.get() checks the result's parents on each interval;
             # Redis's drainer checks them once more after the result arrived,
@@ -410,12 +412,19 @@ class StorageBackend(KeyValueStoreBackend):
             return
         if request.chord:
             self.on_chord_part_return(request, state, exc)
-        self._fail_chain(getattr(request, "chain", None), exc, traceback, store_result=store_result, state=state)
+        self._fail_chain(
+            getattr(request, "chain", None), exc, traceback, store_result=store_result, state=state
+        )
         if call_errbacks and request.errbacks:
             self._call_task_errbacks(request, exc, traceback)
 
     def _fail_chain(
-        self, chain: Any, exc: BaseException, traceback: Any = None, store_result: bool = True, state: str = states.FAILURE
+        self,
+        chain: Any,
+        exc: BaseException,
+        traceback: Any = None,
+        store_result: bool = True,
+        state: str = states.FAILURE,
     ) -> None:
         """Fail every task of the chain after a failed task, inside groups, chains and chords too."""
         for task in canvas.unreachable(chain, self.app):
