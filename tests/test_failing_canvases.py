@@ -33,8 +33,8 @@ from celery.exceptions import ChordError
 from celery.exceptions import TimeoutError as ResultTimeout
 
 from support.processes import Worker
+from support.setups import Setup, storage_setup
 from support.stores import STORES
-from tests.test_behaviour import Setup, storage_setup
 
 pytestmark = pytest.mark.e2e
 
