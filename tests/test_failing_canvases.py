@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import celery
 import pytest
 from celery import Celery, chain, chord, group, states
 from celery.canvas import Signature, _chain, _chord
@@ -47,6 +48,16 @@ HANG_TIMEOUT = 3
 SETTLE_TIMEOUT = 4
 #: Errbacks sent as tasks arrive late: the errback files must stay unchanged this long.
 ERRBACKS_QUIET = 1.0
+#: The Celery whose Redis backend is the reference: older ones (5.4) have canvas
+#: bugs of their own there (a group body's `.get()` hangs, a chain body stays
+#: PENDING), so ours is compared with Redis on this version and newer.
+REFERENCE_CELERY = (5, 7)
+CELERY = tuple(int(part) for part in celery.__version__.split(".")[:2])
+#: Celery 5.4 never runs a chord whose header holds a chain and whose body is a
+#: chain, on any backend (every task stays PENDING, on Redis too).
+OLD_CELERY_CANNOT_RUN = pytest.mark.skipif(
+    CELERY < REFERENCE_CELERY, reason=f"Celery {celery.__version__} never runs this canvas, on Redis either"
+)
 
 
 # -- the cases -------------------------------------------------------------------
@@ -82,6 +93,8 @@ class Case:
     ours_raise: str | None = None
     #: The tasks Redis leaves PENDING though they can never run, and the state ours gives them.
     pending_on_redis: dict[str, str] = field(default_factory=dict)
+    #: A chain in the header and a chain body (see OLD_CELERY_CANNOT_RUN).
+    needs_new_celery: bool = False
 
 
 def dependency_failed(role: str, error: str) -> str:
@@ -114,6 +127,7 @@ CASES = [
     Case(
         "header-chain-tail-body-chain",
         lambda k: chord([chain(k.si("add", 1, 1), k.s("fail"))], chain(k.s("echo"), k.s("echo"))),
+        needs_new_celery=True,
         pending_on_redis={
             "body.chain[0]": f"FAILURE {dependency_failed('header.group[0].chain[1]', 'ValueError(2)')}"
         },
@@ -188,6 +202,8 @@ CASES = [
         pending_on_redis=dict.fromkeys(["chain[2].group[0]", "chain[2].group[1]"], "FAILURE ValueError(2)"),
     ),
 ]
+
+CASES = [case for case in CASES if CELERY >= REFERENCE_CELERY or not case.needs_new_celery]
 
 #: Where Celery's Redis backend itself never returns: the group's tasks after
 #: the failed one are never marked (celery/celery#6437, "Celery hangs when an
@@ -357,6 +373,10 @@ def on_storage(request, redis_url, tmp_path_factory) -> Iterator[Ours]:
             yield Ours(app, run_cases(app, folder, reference=False))
 
 
+@pytest.mark.skipif(
+    CELERY < REFERENCE_CELERY,
+    reason=f"Redis is the reference on Celery {'.'.join(map(str, REFERENCE_CELERY))}+",
+)
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_failing_canvas_behaves_as_on_redis(on_redis, on_storage, case):
     redis, ours = on_redis[case.name], on_storage.outcomes[case.name]
@@ -391,7 +411,10 @@ def test_nothing_of_a_failing_canvas_waits_forever(on_storage, case):
     [
         lambda k: chord([k.si("fail", "boom")], k.s("echo")),
         lambda k: chord([group(k.si("echo", 42), k.si("fail", "boom"))], k.s("echo")),
-        lambda k: chord([chain(k.si("fail", "boom"), k.s("echo"))], chain(k.s("echo"), k.s("echo"))),
+        pytest.param(
+            lambda k: chord([chain(k.si("fail", "boom"), k.s("echo"))], chain(k.s("echo"), k.s("echo"))),
+            marks=OLD_CELERY_CANNOT_RUN,
+        ),
         lambda k: chord([chain(k.si("echo", 1), k.si("fail", "boom"))], k.s("echo")),
     ],
     ids=["header-task", "header-group", "header-chain-head-body-chain", "header-chain-tail"],
