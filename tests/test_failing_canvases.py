@@ -11,9 +11,10 @@ backend costs about as long as its slowest case.
 
 For each case ours and Redis agree on what `.get()` raises, on the final
 state (and stored error) of every task of the canvas, and on the errbacks
-that ran (each appends a line to a file). Where Redis leaves a task waiting
-forever (see HANGS_ON_REDIS), ours marks it failed with the failure's own
-error instead, and `.get()` raises that error at once.
+that ran (each appends a line to a file). Where Redis leaves a task that
+can no longer run PENDING (each case's pending_on_redis), ours marks it
+failed instead; where Redis's `.get()` hangs (HANGS_ON_REDIS), ours raises
+the failure's own error at once.
 """
 
 from __future__ import annotations
