@@ -66,3 +66,11 @@ def late_duplicate(self, task_id):
     self.backend.mark_as_retry(task_id, ValueError("late duplicate"))
     self.backend.mark_as_failure(task_id, ValueError("late duplicate"))
     return task_id
+
+
+@shared_task(name="tests.note_failure")
+def note_failure(task_id, path):
+    """An errback whose side effect proves how often it ran: one line per call
+    (the failed task's id when Celery passes it, or what an immutable signature holds)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(task_id) + "\n")

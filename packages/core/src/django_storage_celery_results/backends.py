@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from celery import states
+from celery import group, states
 from celery.backends.base import KeyValueStoreBackend
 from celery.canvas import maybe_signature
 from celery.exceptions import ChordError
@@ -21,7 +22,7 @@ from celery.result import ResultSet, allow_join_result, result_from_tuple
 from celery.utils.time import get_exponential_backoff_interval
 from kombu.utils.encoding import bytes_to_str
 
-from . import codec, expiry
+from . import canvas, codec, expiry
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update, in_batches
 from .chords import ChordCounter, ChordKeys, DecodedObject, counter_for
 from .config import BackendSettings
@@ -430,6 +431,87 @@ class StorageBackend(KeyValueStoreBackend):
             yield
         finally:
             self._local.retry_reads = False
+
+    # -- failing canvases: as on Celery's Redis backend (see canvas.py) ---------
+
+    def wait_for(
+        self,
+        task_id: str,
+        timeout: float | None = None,
+        interval: float = 0.5,
+        no_ack: bool = True,
+        on_interval: Any = None,
+    ) -> Any:
+        meta = super().wait_for(
+            task_id, timeout=timeout, interval=interval, no_ack=no_ack, on_interval=on_interval
+        )
+        if on_interval is not None:
+            # AsyncResult.get() checks the result's parents on each interval;
+            # Redis's drainer checks them once more after the result arrived,
+            # so a failed parent's own error surfaces first: do the same.
+            on_interval()
+        return meta
+
+    def is_cached(self, task_id: str) -> bool:
+        """Whether the task's result is at hand without waiting for it: a stored
+        result is read on demand, so always (with Celery's result cache off, its
+        default, Celery's chord_unlock would name no failed header task)."""
+        return True
+
+    def mark_as_failure(
+        self,
+        task_id: str,
+        exc: BaseException,
+        traceback: Any = None,
+        request: Any = None,
+        store_result: bool = True,
+        call_errbacks: bool = True,
+        state: str = states.FAILURE,
+    ) -> None:
+        """Celery's order (the result, the chord part, the tasks after it, the
+        errbacks), with the failure reaching every task that can no longer run."""
+        if store_result:
+            self.store_result(task_id, exc, state, traceback=traceback, request=request)
+        if request is None:
+            return
+        if request.chord:
+            self.on_chord_part_return(request, state, exc)
+        self._fail_chain(
+            getattr(request, "chain", None), exc, traceback, store_result=store_result, state=state
+        )
+        if call_errbacks and request.errbacks:
+            self._call_task_errbacks(request, exc, traceback)
+
+    def _fail_chain(
+        self,
+        chain: Any,
+        exc: BaseException,
+        traceback: Any = None,
+        store_result: bool = True,
+        state: str = states.FAILURE,
+    ) -> None:
+        """Fail every task of the chain after a failed task, inside groups, chains and chords too."""
+        for task in canvas.unreachable(chain, self.app):
+            if store_result and state in states.PROPAGATE_STATES:
+                self.store_result(task.request.id, exc, state, traceback=traceback, request=task.request)
+            if task.chord_part:
+                self.on_chord_part_return(task.request, state, exc)
+
+    def chord_error_from_stack(self, callback: Any, exc: BaseException | None = None) -> Any:
+        """Celery fails the callback's result; the other tasks of a chain (or
+        chord) callback can no longer run either, and a callback inside an
+        outer chord's header is that chord's part: fail them, count it."""
+        exc = sys.exc_info()[1] if exc is None else exc
+        info = super().chord_error_from_stack(callback, exc)
+        callback = maybe_signature(callback, app=self.app)
+        if isinstance(callback, group):  # Celery fails each task of a group callback itself
+            return info
+        for task in canvas.unreachable([callback], self.app):
+            if task.request.id != callback.id:
+                self.store_result(task.request.id, exc, states.FAILURE, request=task.request)
+            if task.chord_part:
+                self.on_chord_part_return(task.request, states.FAILURE, exc)
+        return info
 
     # -- retries and expiry ------------------------------------------------------
 
