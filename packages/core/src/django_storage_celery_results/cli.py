@@ -306,7 +306,7 @@ def check_report(session: Session) -> dict[str, Any]:
             GROUP: f"{backend.group_keyprefix}<group id>",
             CHORD: f"{backend.chord_keyprefix}<group id>...",
             "other ids": "an id outside [a-z0-9._-] is stored as <prefix>_<base32 of its UTF-8 bytes>",
-            "where": session.inventory.where(session.inventory.task_entry("<task id>")),
+            "where": adapter.describe(),
         },
         "findings": messages,
     }
@@ -413,7 +413,7 @@ def list_results(session: Session, selection: Selection, limit: int | None) -> i
     read, in parallel and bounded, and the listing stops at --limit."""
     shown = 0
     try:
-        with session.progress(select(session, selection), "Listing") as rows:
+        with session.progress(select(session, selection, limit), "Listing") as rows:
             for result in itertools_limit(rows, limit):
                 shown += 1
                 if session.as_json:
@@ -432,10 +432,17 @@ def itertools_limit(items: Iterable[T], limit: int | None) -> Iterator[T]:
     return iter(items) if limit is None else itertools.islice(items, limit)
 
 
-def select(session: Session, selection: Selection) -> Iterator[Result]:
+def select(session: Session, selection: Selection, limit: int | None = None) -> Iterator[Result]:
     """The results the selection names, read only where a task result's
-    content is shown or filtered on, or its age is not in the listing."""
-    entries = (entry for entry in session.inventory.entries([selection.kind]) if selection.listed_fits(entry))
+    content is shown or filtered on, or its age is not in the listing.
+
+    With a limit and no filter that needs a read, exactly that many are read;
+    with one, at most the read window (the backend's pool) more than needed."""
+    entries: Iterator[Entry] = (
+        entry for entry in session.inventory.entries([selection.kind]) if selection.listed_fits(entry)
+    )
+    if limit is not None and not (selection.reads_results or selection.by_age):
+        entries = itertools.islice(entries, limit)
     if selection.kind != TASK:
         for entry in entries:
             result = Result(entry, size=entry.size)
@@ -491,9 +498,10 @@ def show(session: Session, task_id: str, group: bool, raw: bool) -> int:
     if raw:
         data = inventory.raw(entry)
         if data is None:
-            return _nothing_stored(session, what, task_id, entry)
-        stdout: Any = click.get_binary_stream("stdout")
-        stdout.write(data)
+            click.echo(f"No result is stored for {what} {task_id!r}.", err=True)
+            return 1
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
         return 0
     result = inventory.read_one(entry)
     if result is None:
@@ -532,8 +540,9 @@ def show(session: Session, task_id: str, group: bool, raw: bool) -> int:
         else:
             meta.pop(key, None)
     for key in ("args", "kwargs", "children"):
-        if key in meta:
-            session.say(f"{key.capitalize():<11}{_compact(meta.pop(key))}")
+        value = meta.pop(key, None)
+        if value is not None:
+            session.say(f"{key.capitalize():<11}{_compact(value)}")
     traceback = meta.pop("traceback", None)
     meta.pop("task_id", None)
     session.say("Result:")
@@ -706,22 +715,24 @@ def purge(
         click.echo("Nothing deleted.", err=True)
         return 1
     deleted = 0
-    interrupted = False
+    stopped: str | None = None
     try:
         with session.progress((r.entry for r in chosen), "Deleting") as entries:
             for batch in session.inventory.delete(entries, batch_size):
                 deleted += len(batch)
     except KeyboardInterrupt:
-        interrupted = True
+        stopped = "interrupted"
+    except Exception as exc:  # what was deleted stays deleted: say so, and how to finish
+        stopped = session.adapter.redact(f"stopped by {type(exc).__name__}: {exc}")
     if session.as_json:
-        session.emit({"storage": where, "selection": what, "deleted": deleted, "interrupted": interrupted})
-    elif interrupted:
+        session.emit({"storage": where, "selection": what, "deleted": deleted, "stopped": stopped})
+    elif stopped:
         session.say(
-            f"Interrupted: deleted {deleted} {what} from {where}; run the same command again for the rest."
+            f"Purge {stopped}; deleted {deleted} {what} from {where}. Run the same command again for the rest."
         )
     else:
         session.say(f"Deleted {deleted} {what} from {where}.")
-    return 1 if interrupted else 0
+    return 1 if stopped else 0
 
 
 def select_for_purge(session: Session, selection: Selection) -> Iterator[Result]:

@@ -221,7 +221,10 @@ class Inventory:
         url = getattr(self.adapter, "url", None)
         if callable(key) and callable(url):  # an object store: the full URL of the key
             return f"{url()}{entry.name}"
-        return f"{entry.name} in {self.adapter.describe()}"
+        try:
+            return self.adapter.storage.path(entry.name)  # a folder: the file's path
+        except (NotImplementedError, AttributeError, ValueError):
+            return f"{entry.name} in {self.adapter.describe()}"
 
 
 def _reason(message: str) -> str:
