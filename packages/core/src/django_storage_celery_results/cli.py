@@ -728,7 +728,8 @@ def purge(
         session.emit({"storage": where, "selection": what, "deleted": deleted, "stopped": stopped})
     elif stopped:
         session.say(
-            f"Purge {stopped}; deleted {deleted} {what} from {where}. Run the same command again for the rest."
+            f"Purge {stopped}; deleted {deleted} {what} from {where}. Run the same command again for the rest"
+            "."
         )
     else:
         session.say(f"Deleted {deleted} {what} from {where}.")

@@ -8,7 +8,7 @@ package imports, as Celery's "First steps with Django" shows) unless
 
 from __future__ import annotations
 
-import sys
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -29,16 +29,20 @@ class Command(BaseCommand):
         manage.main(args=without_django_options(argv[2:]), prog_name=prog)  # exits with the code
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("args", nargs="*", help="a subcommand and its options (see --help)")
+        # call_command() goes through Django's parser: the app, then the subcommand with all it takes
+        parser.add_argument("-A", "--app", help="the Celery app (default: the project's)")
+        parser.add_argument(
+            "args", nargs=argparse.REMAINDER, help="a subcommand and its options (see --help)"
+        )
 
     def handle(self, *args: str, **options: Any) -> None:
         """call_command("celery_results", "ls", "--json"): a non-zero exit raises SystemExit."""
+        app = ["--app", options["app"]] if options.get("app") else []
         try:
-            manage.main(args=list(args), prog_name="celery_results", standalone_mode=True)
+            manage.main(args=[*app, *args], prog_name="celery_results")
         except SystemExit as exc:
             if exc.code not in (0, None):
                 raise
-            sys.stdout.flush()
 
 
 def without_django_options(args: list[str]) -> list[str]:
