@@ -56,7 +56,7 @@ def test_celery_door(folder_results):
 
 
 def test_django_door(folder_results):
-    ids, env = folder_results
+    _ids, env = folder_results
     counted = run("-m", "django", "celery_results", "--app", f"{APP}:app", "stats", "--json", env=env)
     assert counted.returncode == 0, counted.stderr
     assert json.loads(counted.stdout)["by_state"] == {"SUCCESS": 1, "FAILURE": 1}
