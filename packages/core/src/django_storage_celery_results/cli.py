@@ -305,7 +305,7 @@ def check_report(session: Session) -> dict[str, Any]:
             TASK: f"{backend.task_keyprefix}<task id>",
             GROUP: f"{backend.group_keyprefix}<group id>",
             CHORD: f"{backend.chord_keyprefix}<group id>...",
-            "other ids": "an id outside [a-z0-9._-] is stored as <prefix>_<base32 of its UTF-8 bytes>",
+            "encoded": "an id outside [a-z0-9._-] is stored as <prefix>_<base32 of its UTF-8 bytes>",
             "where": adapter.describe(),
         },
         "findings": messages,
@@ -330,8 +330,9 @@ def effective_settings(session: Session) -> dict[str, Any]:
     provider = backend.storage_config.provider
     storage = session.adapter.storage
     for row in provider.settings_map if provider else ():
-        if row.argument not in options and hasattr(storage, row.argument):
-            options[row.argument] = getattr(storage, row.argument)  # from the Django setting
+        value = getattr(storage, row.argument, None)
+        if row.argument not in options and value not in (None, "", {}, []):
+            options[row.argument] = value  # from the Django setting, or the storage's default
     for name, value in sorted(options.items()):
         shown[f"storage.{name}"] = _masked(name, value)
     return {name: _redact_value(session, value) for name, value in shown.items()}
@@ -340,7 +341,7 @@ def effective_settings(session: Session) -> dict[str, Any]:
 def _masked(name: str, value: Any) -> Any:
     if value is None or value == "":
         return value
-    if SECRET_NAME.search(name):
+    if SECRET_NAME.search(name) and not isinstance(value, (bool, int, float)):
         return MASK
     if isinstance(value, dict):
         return {key: _masked(str(key), item) for key, item in value.items()}
@@ -415,6 +416,8 @@ def list_results(session: Session, selection: Selection, limit: int | None) -> i
     try:
         with session.progress(select(session, selection, limit), "Listing") as rows:
             for result in itertools_limit(rows, limit):
+                if shown == 0:
+                    session.say(HEADER[TASK] if selection.kind == TASK else HEADER[GROUP])
                 shown += 1
                 if session.as_json:
                     session.emit(result_line(result))
@@ -467,6 +470,12 @@ def result_line(result: Result) -> dict[str, Any]:
         "name": result.entry.name,
         **({"problem": result.problem} if result.problem else {}),
     }
+
+
+HEADER = {
+    TASK: f"{'ID':<36}  {'STATE':<9} {'TASK':<32} {'WORKER':<24} {'DATE DONE (UTC)':<20} {'SIZE':>9}",
+    GROUP: f"{'ID':<40} {'MODIFIED (UTC)':<20} {'SIZE':>9}",
+}
 
 
 def result_row(result: Result) -> str:
@@ -835,6 +844,8 @@ def lifecycle(session: Session, apply_: bool) -> int:
 
 
 def _lifecycle_out(session: Session, document: dict[str, Any]) -> None:
+    from .probe import days
+
     if session.as_json:
         session.emit(document)
         return
@@ -844,7 +855,7 @@ def _lifecycle_out(session: Session, document: dict[str, Any]) -> None:
     if "applied" in document:
         session.say(f"Applied:        {document['applied']}")
     if document.get("rule"):
-        session.say(f"Rule:           {document['rule']['label']}, {document['rule']['days']} days")
+        session.say(f"Rule:           {document['rule']['label']}, {days(document['rule']['days'])}")
     if "policy" in document:
         session.say("Policy document (policy.json):")
         session.say(_indent(json.dumps(document["policy"], indent=2)))
