@@ -192,8 +192,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         "|---|---:|---|---|---:|---:|",
     ]
     for row in rows:
+        requests = _requests(Counter(row["requests"]))
         lines.append(
-            f"| {row['store']} | {row['results']:,} | `{row['operation']}` | {_requests(Counter(row['requests']))} "
+            f"| {row['store']} | {row['results']:,} | `{row['operation']}` | {requests} "
             f"| {row['seconds']:.1f} s | {row['peak_rss_mib']:.0f} MiB |"
         )
     return "\n".join(lines)
