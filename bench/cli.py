@@ -13,7 +13,7 @@ operation:
 
 It prints the requests per operation (counted by the counting proxy in front
 of the emulator; on the folder none are made), the time, and the peak RSS of
-the command's process (getrusage of the child), so memory can be compared
+the command's process (its VmHWM), so memory can be compared
 between sizes: flat memory means nothing holds the whole listing. The first
 row of each store, ``ls --help``, is what starting the command costs
 (Python, Celery, Django and the app, no storage work).
@@ -48,6 +48,22 @@ ALL = ("filesystem", "s3", "gcs", "azure")
 TASK_PREFIX = "celery-task-meta-"
 #: Threads that write the fill through the raw client.
 FILL_THREADS = 32
+#: Runs `celery ...` and, at exit, writes its peak RSS (VmHWM, KiB) to
+#: $BENCH_PEAK_FILE. VmHWM belongs to the program exec'd, unlike getrusage's
+#: ru_maxrss, which keeps the forked parent's peak across exec.
+MEASURED = """
+import atexit, os, runpy, sys
+
+def peak():
+    with open("/proc/self/status") as status:
+        found = [line.split()[1] for line in status if line.startswith("VmHWM:")]
+    with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
+        out.write(found[0] if found else "0")
+
+atexit.register(peak)
+sys.argv = ["celery", *sys.argv[1:]]
+runpy.run_module("celery", run_name="__main__")
+"""
 
 
 class Environment:
@@ -119,19 +135,19 @@ def run_command(store: Any, preset: str, *args: str) -> tuple[float, int, str, i
         "TEST_RESULT_STORAGE_CONFIG": json.dumps(store.worker_config()),
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
-    command = [sys.executable, "-m", "celery", "-A", "support.project.celery_app", "results", *args]
+    command = [sys.executable, "-c", MEASURED, "-A", "support.project.celery_app", "results", *args]
     started = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.PIPE)
-        _pid, status, usage = os.wait4(process.pid, 0)
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as peak:
+        env["BENCH_PEAK_FILE"] = peak.name
+        process = subprocess.run(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.PIPE, check=False)
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         output = out.read().decode()
-        errors = process.stderr.read().decode() if process.stderr else ""
+        rss = int(peak.read().strip() or 0)
     if process.returncode != 0:
-        print(f"    {' '.join(args)} exited {process.returncode}: {errors.strip()[-500:]}", file=sys.stderr)
-    return seconds, usage.ru_maxrss, output, process.returncode
+        errors = process.stderr.decode().strip()[-500:]
+        print(f"    {' '.join(args)} exited {process.returncode}: {errors}", file=sys.stderr)
+    return seconds, rss, output, process.returncode
 
 
 def measure(store: Any, preset: str, count: int, rows: list[dict[str, Any]]) -> None:
