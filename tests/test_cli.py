@@ -145,6 +145,8 @@ def test_ls(target):
     assert [row["id"] for row in groups] == made["group"]
     assert json_lines(target.run("ls", "--json", "--older-than", "1h").output) == []
     assert len(json_lines(target.run("ls", "--json", "--newer-than", "1h").output)) == 6
+    assert json_lines(target.run("ls", "--json", "--older-than", "2000-01-01T00:00").output) == []
+    assert len(json_lines(target.run("ls", "--json", "--newer-than", "2000-01-01T00:00Z").output)) == 6
 
 
 @pytest.mark.parametrize("preset", OBJECT_STORES)
@@ -185,6 +187,8 @@ def test_show(target):
 @pytest.mark.parametrize("missing", ["no-such-task", "../../etc/passwd", "../celery-results/notes.txt"])
 def test_show_nothing_stored(target, missing):
     """A hostile id is just an id with nothing stored: nothing outside the location is read."""
+    if target.store is not None:
+        target.reset()
     outcome = target.run("show", missing)
     assert outcome.exit_code == 1
     assert f"No result is stored for task {missing!r}" in outcome.output
@@ -192,6 +196,9 @@ def test_show_nothing_stored(target, missing):
     document = json.loads(target.run("show", missing, "--json").output)
     assert document["meta"] is None
     assert target.run("show", missing, "--raw").stdout_bytes == b""
+    if target.store is not None:  # every request named a key under the location, of a task result
+        keys = [key for request in target.store.proxy.requests for key in target.store.keys(request)]
+        assert len(keys) == 3 and all(key.startswith("celery-results/celery-task-meta-") for key in keys)
 
 
 # -- stats ---------------------------------------------------------------------------

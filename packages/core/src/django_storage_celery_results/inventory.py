@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery.utils.time import maybe_iso8601, maybe_make_aware
 
+from .backends import _result_problem
 from .exceptions import InvalidStoredResult
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ class Inventory:
         except Exception as exc:
             return Result(entry, None, f"it does not decode ({type(exc).__name__})", size)
         if entry.kind == TASK:
-            problem = _task_problem(meta, entry.id)
+            problem = _result_problem(meta, entry.id or "")
             if problem:
                 return Result(entry, None, problem, size)
         elif not isinstance(meta, dict):
@@ -230,9 +231,3 @@ class Inventory:
 def _reason(message: str) -> str:
     """The problem part of an InvalidStoredResult's message (it names no payload)."""
     return message.rsplit("is not a Celery result: ", 1)[-1]
-
-
-def _task_problem(meta: Any, task_id: str | None) -> str | None:
-    from .backends import _result_problem
-
-    return _result_problem(meta, task_id or "")
