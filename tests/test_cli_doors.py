@@ -49,8 +49,6 @@ def test_celery_door(folder_results):
     listed = run("-m", "celery", "-A", APP, "results", "ls", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     assert sorted(json.loads(line)["id"] for line in listed.stdout.splitlines()) == sorted(ids)
-    shown = run("-m", "celery", "-A", APP, "results", "show", ids[1], env=env)
-    assert shown.returncode == 0 and "FAILURE" in shown.stdout
     missing = run("-m", "celery", "-A", APP, "results", "show", "../../etc/passwd", env=env)
     assert missing.returncode == 1 and "No result is stored" in missing.stdout
 
@@ -60,8 +58,6 @@ def test_django_door(folder_results):
     counted = run("-m", "django", "celery_results", "--app", f"{APP}:app", "stats", "--json", env=env)
     assert counted.returncode == 0, counted.stderr
     assert json.loads(counted.stdout)["by_state"] == {"SUCCESS": 1, "FAILURE": 1}
-    purged = run("-m", "django", "celery_results", "-A", APP, "purge", "--state", "FAILURE", "--yes", env=env)
-    assert purged.returncode == 0 and "Deleted 1 task results" in purged.stdout
     # the test project's package does not import its Celery app: the command says how to find one
     lost = run("-m", "django", "celery_results", "ls", env=env)
     assert lost.returncode == 1 and "--app" in lost.stderr
