@@ -4,12 +4,12 @@ A missing container or refused credentials raise ``ResultStoreMisconfigured``
 (docs/providers/azure.md#misconfigured). Check ids: ``CHECKS``.
 """
 
-from django_storage_celery_results.providers import Provider
+from django_storage_celery_results.providers import Lifecycle, Provider
 
 from .__about__ import __version__
 from .adapter import AzureAdapter
 from .checks import CHECKS, check_connectivity, check_settings
-from .lifecycle import lifecycle_policy, lifecycle_rule
+from .lifecycle import lifecycle_policy, lifecycle_rule, policy_and_command
 from .settings_map import AZURE_SETTINGS
 
 #: Published to core's registry (the entry point names it).
@@ -24,6 +24,7 @@ provider = Provider(
     settings_map=AZURE_SETTINGS,
     checks=check_settings,
     connectivity=check_connectivity,
+    lifecycle=Lifecycle(policy=policy_and_command),
 )
 
 __all__ = [

@@ -12,7 +12,6 @@ What Azure's errors mean is in ``errors.py``.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +24,7 @@ from storages.backends.azure_storage import AzureStorage
 from django_storage_celery_results.adapters import (
     CREATE,
     Content,
+    ListedObject,
     ObjectStoreAdapter,
     PutMode,
     StoredObject,
@@ -135,10 +135,14 @@ class AzureAdapter(ObjectStoreAdapter):
             self.delete(key.removeprefix(self.prefix))
         return []
 
-    def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime]]:
+    def list_entries(self, prefix: str) -> Iterable[ListedObject]:
         # walk_blobs with a delimiter lists only what is directly under the prefix
         items = self.client.walk_blobs(name_starts_with=prefix, delimiter="/", timeout=self.timeout)
-        return ((item.name, item.last_modified) for item in items if not isinstance(item, BlobPrefix))
+        return (
+            ListedObject(item.name, item.last_modified, item.size)
+            for item in items
+            if not isinstance(item, BlobPrefix)
+        )
 
     def url(self) -> str:
         return f"azure://{self.client.account_name}/{self.container}/{self.prefix}"

@@ -19,6 +19,7 @@ from django_storage_celery_results.catalogue import OBJECT_STORE_CHECKS, Catalog
 from django_storage_celery_results.probe import Probe, RoundTrip, days, expiry_days
 
 from .adapter import AzureAdapter
+from .lifecycle import apply_command
 
 CHECKS = Catalogue(
     "django_storage_celery_results_azure",
@@ -116,8 +117,7 @@ class AzureProbe(Probe):
             how = (
                 "or apply a lifecycle management policy once: "
                 f"{self.catalogue.package}.lifecycle_policy(adapter, result_expires) writes it, "
-                "az storage account management-policy create --account-name "
-                f"{adapter.client.account_name} --resource-group <group> --policy @policy.json applies it"
+                f"{apply_command(adapter)} applies it"
             )
         else:
             how = "a lifecycle policy needs a results location (CELERY_RESULT_STORAGE_CONFIG['location'])"

@@ -58,3 +58,18 @@ def lifecycle_policy(
         (current or {}).get("rules", ()), rule, lambda other: other.get("name") == rule["name"]
     )
     return {"rules": rules}
+
+
+def apply_command(adapter: AzureAdapter) -> str:
+    """The Azure CLI line that applies policy.json to the results' storage account."""
+    return (
+        "az storage account management-policy create --account-name "
+        f"{adapter.client.account_name} --resource-group <group> --policy @policy.json"
+    )
+
+
+def policy_and_command(
+    adapter: AzureAdapter, expires: float | datetime.timedelta
+) -> tuple[dict[str, Any], str]:
+    """The policy document with our rule, and the command line that applies it."""
+    return lifecycle_policy(adapter, expires), apply_command(adapter)

@@ -57,6 +57,8 @@ class ListedObject:
     name: str
     #: Timezone-aware; None where the storage cannot tell (no get_modified_time).
     modified: datetime.datetime | None
+    #: Bytes stored, where the listing tells it (object stores, a folder); else None.
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class ObjectStoreAdapter(StorageAdapter):
 
     A subclass names its store and its bucket setting, brings the storage's
     client, and speaks its API in five small calls: ``get``, ``write``,
-    ``remove``, ``remove_batch`` and ``list_keys``. Its ``errors`` module says
+    ``remove``, ``remove_batch`` and ``list_entries``. Its ``errors`` module says
     what each SDK error means; here a missing object reads as None, a lost
     condition as VersionMismatch, and a missing bucket or rejected
     credentials as ResultStoreMisconfigured, never as "no result yet".
@@ -226,8 +228,13 @@ class ObjectStoreAdapter(StorageAdapter):
         """Delete up to delete_batch keys in one request; (key, why) of each not deleted."""
 
     @abc.abstractmethod
-    def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime]]:
+    def list_entries(self, prefix: str) -> Iterable[ListedObject]:
+        """The objects directly under prefix as the listing gives them: key
+        (as name), modified time and size, page by page as they are consumed."""
+
+    def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime | None]]:
         """(key, modified) of the objects directly under prefix."""
+        return ((entry.name, entry.modified) for entry in self.list_entries(prefix))
 
     def kind(self, exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
         """What an error means; missing_means_bucket for requests where a 404
@@ -293,10 +300,10 @@ class ObjectStoreAdapter(StorageAdapter):
         self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
     ) -> Iterator[ListedObject]:
         """The wanted results among the keys the store lists under the prefix."""
-        for key, modified in self.list_keys(self.prefix + prefix):
-            name = key[len(self.prefix) :]
+        for entry in self.list_entries(self.prefix + prefix):
+            name = entry.name[len(self.prefix) :]
             if name and wanted(name):
-                yield ListedObject(name, modified)
+                yield ListedObject(name, entry.modified, entry.size)
 
     def is_retryable(self, exc: BaseException) -> bool:
         return self.kind(exc) in TRANSIENT or super().is_retryable(exc)

@@ -77,7 +77,13 @@ def check_result_storage(app_configs: Any = None, **kwargs: Any) -> list[checks.
         return list(no_app_warnings())
     if isinstance(current, ImproperlyConfigured):
         return [CHECKS.message("E001", current.message, current.hint)]
-    conf, config, adapter = current
+    return configuration_findings(*current)
+
+
+def configuration_findings(
+    conf: Any, config: StorageConfig, adapter: StorageAdapter
+) -> list[checks.CheckMessage]:
+    """The findings of one configured storage from its settings alone (no request)."""
     messages = list(web_served_warnings(adapter.storage))
     if not conf.get("result_storage"):
         messages.append(
@@ -101,7 +107,13 @@ def check_result_storage_connection(app_configs: Any = None, **kwargs: Any) -> l
     current = _current_storage()
     if current is None or isinstance(current, ImproperlyConfigured):
         return []  # E001 of check_result_storage reports a broken configuration
-    conf, config, adapter = current
+    return connectivity_findings(*current)
+
+
+def connectivity_findings(
+    conf: Any, config: StorageConfig, adapter: StorageAdapter
+) -> list[checks.CheckMessage]:
+    """What the provider's probe finds by talking to the store; [] without a probe."""
     if config.provider is None or config.provider.connectivity is None:
         return []
     return redacted(config.provider.connectivity(adapter, expires_seconds(conf)), adapter)

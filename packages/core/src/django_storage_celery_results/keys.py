@@ -76,6 +76,31 @@ class KeyLayout:
             )
         return name
 
+    def parse(self, name: str) -> tuple[str, str] | None:
+        """(prefix, id) of a name made by name(); None for any other name
+        (a chord's member markers, another program's objects)."""
+        for prefix in sorted(self.prefixes, key=len, reverse=True):
+            if name.startswith(prefix) and len(name) > len(prefix):
+                encoded = name[len(prefix) :]
+                if MEMBER_MARK in encoded:
+                    return None
+                ident = self.decode(encoded)
+                return None if ident is None else (prefix, ident)
+        return None
+
+    @staticmethod
+    def decode(encoded: str) -> str | None:
+        """The id that encode() turned into this text, or None when it cannot be one."""
+        if _PLAIN_ID.fullmatch(encoded):
+            return encoded
+        if not encoded.startswith(_ENCODED_MARK):
+            return None
+        body = encoded[len(_ENCODED_MARK) :].upper()
+        try:
+            return base64.b32decode(body + "=" * (-len(body) % 8)).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+
     def owns(self, name: str) -> bool:
         """True for names this layout could have produced (used by cleanup)."""
         return any(name.startswith(prefix) and len(name) > len(prefix) for prefix in self.prefixes)

@@ -71,6 +71,20 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class Lifecycle:
+    """How a provider's store expires results by itself (the command line's ``lifecycle``)."""
+
+    #: The rule that expires every result now, as (label, days), or None.
+    rule: Callable[[Any], tuple[str, int] | None] | None = None
+    #: Creates or updates that rule for result_expires (seconds): "created",
+    #: "updated" or "unchanged".
+    apply: Callable[[Any, float], str] | None = None
+    #: Where the store's client cannot apply it (Azure's management plane):
+    #: the policy document and the command line that applies it.
+    policy: Callable[[Any, float], tuple[dict[str, Any], str]] | None = None
+
+
+@dataclass(frozen=True)
 class Provider:
     #: Preset name, usable as CELERY_RESULT_STORAGE.
     name: str
@@ -92,6 +106,8 @@ class Provider:
     #: Checks that talk to the store (``manage.py check --deploy``): the
     #: adapter and result_expires in seconds (None when results never expire).
     connectivity: Callable[[StorageAdapter, float | None], list[CheckMessage]] | None = None
+    #: The store's own expiry of results, where it has one.
+    lifecycle: Lifecycle | None = None
 
     def __post_init__(self) -> None:
         if not self.preset_class:

@@ -198,7 +198,7 @@ class FileSystemAdapter(StorageAdapter):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(name))
 
-    def _files(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, datetime.datetime]]:
+    def _files(self, wanted: Callable[[str], bool]) -> Iterator[ListedObject]:
         """Regular files of the folder whose names are wanted, in one scan."""
         try:
             entries = os.scandir(self.root)
@@ -211,10 +211,11 @@ class FileSystemAdapter(StorageAdapter):
                 try:
                     if not entry.is_file(follow_symlinks=False):
                         continue
-                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                    stat = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # removed since the scan began
-                yield entry.name, datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
+                modified = datetime.datetime.fromtimestamp(stat.st_mtime, tz=datetime.timezone.utc)
+                yield ListedObject(entry.name, modified, stat.st_size)
 
     def list(
         self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
@@ -222,12 +223,13 @@ class FileSystemAdapter(StorageAdapter):
         def listed(name: str) -> bool:
             return name.startswith(prefix) and not _is_temporary(name) and wanted(name)
 
-        for name, modified in self._files(listed):
-            yield ListedObject(name, modified)
+        yield from self._files(listed)
 
     def remove_leftovers(self, older_than: datetime.datetime) -> int:
         """Temporary files of writers that died between writing and renaming."""
-        stale = [name for name, modified in self._files(_is_temporary) if modified < older_than]
+        stale = [
+            item.name for item in self._files(_is_temporary) if item.modified and item.modified < older_than
+        ]
         for name in stale:
             self.delete(name)
         return len(stale)

@@ -5,12 +5,12 @@ A missing bucket or refused credentials raise ``ResultStoreMisconfigured``
 google-cloud-storage APIs used are in ``internals.py``.
 """
 
-from django_storage_celery_results.providers import Provider
+from django_storage_celery_results.providers import Lifecycle, Provider
 
 from .__about__ import __version__
 from .adapter import GCSAdapter
 from .checks import CHECKS, check_connectivity, check_settings
-from .lifecycle import ensure_lifecycle_rule, find_expiry_rule
+from .lifecycle import current_rule, ensure_lifecycle_rule, find_expiry_rule
 from .settings_map import GCS_SETTINGS
 
 #: Published to core's registry (the entry point names it).
@@ -27,6 +27,7 @@ provider = Provider(
     settings_map=GCS_SETTINGS,
     checks=check_settings,
     connectivity=check_connectivity,
+    lifecycle=Lifecycle(rule=current_rule, apply=ensure_lifecycle_rule),
 )
 
 __all__ = [

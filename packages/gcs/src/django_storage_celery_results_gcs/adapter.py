@@ -12,7 +12,6 @@ google-cloud-storage APIs it needs are in ``internals.py``.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +23,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from django_storage_celery_results.adapters import (
     CREATE,
     Content,
+    ListedObject,
     ObjectStoreAdapter,
     PutMode,
     StoredObject,
@@ -115,12 +115,12 @@ class GCSAdapter(ObjectStoreAdapter):
         call = self.retry(delete_objects) if self.retry else delete_objects
         return [(key, f"HTTP {status}") for key, status in call(self.client, self.bucket_name, keys)]
 
-    def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime]]:
+    def list_entries(self, prefix: str) -> Iterable[ListedObject]:
         blobs = self.client.list_blobs(
             self.bucket,
             prefix=prefix,
             delimiter="/",
-            fields="items(name,updated),nextPageToken",
+            fields="items(name,updated,size),nextPageToken",
             retry=self.retry,
         )
-        return ((blob.name, blob.updated) for blob in blobs)
+        return (ListedObject(blob.name, blob.updated, blob.size) for blob in blobs)

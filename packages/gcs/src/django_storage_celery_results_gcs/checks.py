@@ -18,7 +18,7 @@ from django_storage_celery_results.catalogue import OBJECT_STORE_CHECKS, Catalog
 from django_storage_celery_results.probe import Probe, PublicAcl, RoundTrip
 
 from .adapter import GCSAdapter
-from .lifecycle import find_expiry_rule
+from .lifecycle import current_rule
 from .settings_map import GCS_SETTINGS
 
 CHECKS = Catalogue(
@@ -105,11 +105,7 @@ class GCSProbe(Probe):
             self.lifecycle(lambda: self._expiry_rule(bucket), expires_seconds)
 
     def _expiry_rule(self, bucket: Any) -> tuple[str, int] | None:
-        rule = find_expiry_rule(self.adapter, bucket)
-        if rule is None:
-            return None
-        prefixes = rule["condition"].get("matchesPrefix")
-        return f"for {prefixes!r}" if prefixes else "for the whole bucket", rule["condition"]["age"]
+        return current_rule(self.adapter, bucket)
 
     def _check_bucket_access(self, bucket: Any) -> None:
         config = bucket.iam_configuration

@@ -45,6 +45,15 @@ def find_expiry_rule(adapter: GCSAdapter, bucket: Any = None) -> dict[str, Any] 
     )
 
 
+def current_rule(adapter: GCSAdapter, bucket: Any = None) -> tuple[str, int] | None:
+    """The label and days of the rule that expires every result, or None."""
+    rule = find_expiry_rule(adapter, bucket)
+    if rule is None:
+        return None
+    prefixes = rule["condition"].get("matchesPrefix")
+    return f"for {prefixes!r}" if prefixes else "for the whole bucket", rule["condition"]["age"]
+
+
 def ensure_lifecycle_rule(adapter: GCSAdapter, expires_seconds: float | datetime.timedelta) -> str:
     """Create or update our rule; returns "created", "updated" or "unchanged".
 

@@ -4,12 +4,12 @@ A missing bucket or refused credentials raise ``ResultStoreMisconfigured``
 (docs/providers/s3.md#misconfigured). Check ids: ``CHECKS``.
 """
 
-from django_storage_celery_results.providers import Provider
+from django_storage_celery_results.providers import Lifecycle, Provider
 
 from .__about__ import __version__
 from .adapter import S3Adapter
 from .checks import CHECKS, check_connectivity, check_settings
-from .lifecycle import ensure_lifecycle_rule, find_expiry_rule
+from .lifecycle import current_rule, ensure_lifecycle_rule, find_expiry_rule
 from .settings_map import S3_SETTINGS
 
 #: Published to core's registry (the entry point names it).
@@ -25,6 +25,7 @@ provider = Provider(
     settings_map=S3_SETTINGS,
     checks=check_settings,
     connectivity=check_connectivity,
+    lifecycle=Lifecycle(rule=current_rule, apply=ensure_lifecycle_rule),
 )
 
 __all__ = [

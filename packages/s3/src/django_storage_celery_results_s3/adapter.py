@@ -11,7 +11,6 @@ in ``errors.py``.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,6 +19,7 @@ from storages.backends.s3 import S3Storage
 from django_storage_celery_results.adapters import (
     CREATE,
     Content,
+    ListedObject,
     ObjectStoreAdapter,
     PutMode,
     StoredObject,
@@ -107,8 +107,12 @@ class S3Adapter(ObjectStoreAdapter):
             if error.get("Code") != "NoSuchKey"
         ]
 
-    def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime]]:
+    def list_entries(self, prefix: str) -> Iterable[ListedObject]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"
         )
-        return ((item["Key"], item["LastModified"]) for page in pages for item in page.get("Contents", ()))
+        return (
+            ListedObject(item["Key"], item["LastModified"], item.get("Size"))
+            for page in pages
+            for item in page.get("Contents", ())
+        )

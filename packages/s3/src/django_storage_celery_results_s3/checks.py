@@ -15,7 +15,7 @@ from django_storage_celery_results.catalogue import OBJECT_STORE_CHECKS, Catalog
 from django_storage_celery_results.probe import Probe, PublicAcl, RoundTrip
 
 from .adapter import S3Adapter
-from .lifecycle import find_expiry_rule
+from .lifecycle import current_rule
 from .settings_map import S3_SETTINGS
 
 CHECKS = Catalogue("django_storage_celery_results_s3", *OBJECT_STORE_CHECKS)
@@ -65,8 +65,7 @@ class S3Probe(Probe):
         )
 
     def read_rule(self) -> tuple[str, int] | None:
-        rule = find_expiry_rule(self.adapter)
-        return None if rule is None else (repr(rule.get("ID")), rule["Expiration"]["Days"])
+        return current_rule(self.adapter)
 
     def inspect(self, name: str) -> None:
         client, bucket = self.adapter.client, self.adapter.bucket_name

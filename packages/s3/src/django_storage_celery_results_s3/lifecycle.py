@@ -58,6 +58,12 @@ def find_expiry_rule(adapter: S3Adapter) -> dict[str, Any] | None:
     return None
 
 
+def current_rule(adapter: S3Adapter) -> tuple[str, int] | None:
+    """The label and days of the rule that expires every result, or None."""
+    rule = find_expiry_rule(adapter)
+    return None if rule is None else (repr(rule.get("ID")), rule["Expiration"]["Days"])
+
+
 def ensure_lifecycle_rule(adapter: S3Adapter, expires_seconds: float | datetime.timedelta) -> str:
     """Create or update our rule; returns "created", "updated" or "unchanged".
 
