@@ -14,12 +14,18 @@ import datetime
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import IO, ClassVar, Literal, TypeVar
 
 from django.core.files.storage import Storage
 
 from .errors import MISCONFIGURED, TRANSIENT, Kind, StoreErrors
-from .exceptions import ImproperlyConfigured, InvalidResultId, ResultStoreMisconfigured, VersionMismatch
+from .exceptions import (
+    ImproperlyConfigured,
+    InvalidResultId,
+    ResultStoreMisconfigured,
+    StoredObjectTooLarge,
+    VersionMismatch,
+)
 from .redact import Redactor
 
 OVERWRITE: Literal["overwrite"] = "overwrite"
@@ -90,8 +96,13 @@ class StorageAdapter(abc.ABC):
         self.redact = Redactor(storage)
 
     @abc.abstractmethod
-    def read(self, name: str) -> StoredObject | None:
-        """The object's bytes and version, or None when it does not exist."""
+    def read(self, name: str, limit: int | None = None) -> StoredObject | None:
+        """The object's bytes and version, or None when it does not exist.
+
+        With a limit, an object larger than limit bytes raises
+        StoredObjectTooLarge, read no further than the store lets the
+        adapter tell its size (see refuse_oversized).
+        """
 
     @abc.abstractmethod
     def put(
@@ -210,8 +221,10 @@ class ObjectStoreAdapter(StorageAdapter):
     # -- what a provider brings ----------------------------------------------
 
     @abc.abstractmethod
-    def get(self, key: str) -> StoredObject:
-        """One read of the object at key (raises the SDK's error when missing)."""
+    def get(self, key: str, limit: int | None = None) -> StoredObject:
+        """One read of the object at key (raises the SDK's error when missing);
+        StoredObjectTooLarge before reading more than limit bytes, where the
+        store says the size first."""
 
     @abc.abstractmethod
     def write(self, key: str, data: bytes, mode: PutMode, content: Content) -> str | None:
@@ -246,11 +259,11 @@ class ObjectStoreAdapter(StorageAdapter):
             raise InvalidResultId(f"result name {name!r} is not a single key component")
         return self.prefix + name
 
-    def read(self, name: str) -> StoredObject | None:
+    def read(self, name: str, limit: int | None = None) -> StoredObject | None:
         key = self.key(name)
         try:
             try:
-                stored = self.get(key)
+                stored = self.get(key, limit)
             except self.errors.raised as exc:
                 if self.is_missing(key, exc):
                     return None
@@ -343,6 +356,23 @@ class ObjectStoreAdapter(StorageAdapter):
                 f"grant {self.read_permission} on {self.url()}, or check {where}"
             )
         return ResultStoreMisconfigured.wrapping(f"{self.store} result storage: {text}.", exc)
+
+
+def refuse_oversized(size: int | None, limit: int | None, version: str | None = None) -> None:
+    """Raise StoredObjectTooLarge when a store's stated size is over the limit."""
+    if limit is not None and size is not None and size > limit:
+        raise StoredObjectTooLarge(size, version)
+
+
+def read_at_most(handle: IO[bytes], limit: int | None) -> bytes:
+    """Read a file object to its end, but never more than limit + 1 bytes:
+    StoredObjectTooLarge when there are more than limit."""
+    if limit is None:
+        return handle.read()
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise StoredObjectTooLarge(None)
+    return data
 
 
 def required_setting(value: str | None, store: str, what: str, argument: str, setting: str) -> str:

@@ -21,8 +21,8 @@ from kombu.utils.encoding import bytes_to_str
 from . import codec, expiry
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update
 from .chords import ChordCounter, ChordKeys, DecodedObject, counter_for
-from .config import BackendSettings
-from .exceptions import InvalidStoredResult, VersionMismatch
+from .config import MAX_SIZE_SETTING, BackendSettings
+from .exceptions import InvalidStoredResult, ResultTooLarge, StoredObjectTooLarge, VersionMismatch
 from .expiry import CleanupReport
 from .keys import KeyLayout
 from .redact import StorageError
@@ -58,6 +58,7 @@ class StorageBackend(KeyValueStoreBackend):
         self.compression = self.settings.compression
         self.safe_to_retry = self.settings.safe_to_retry
         self.concurrency = self.settings.concurrency
+        self.max_size = self.settings.max_size
         self.layout = KeyLayout(
             (self.task_keyprefix, self.group_keyprefix, self.chord_keyprefix),
             setting="result_backend_transport_options['global_keyprefix']",
@@ -119,7 +120,22 @@ class StorageBackend(KeyValueStoreBackend):
         return self.layout.name(prefix, id)
 
     def get(self, key: str) -> bytes | None:
-        return self._payload(key, self.adapter.read(key))
+        return self._read(key)
+
+    def _read(self, name: str, owner: tuple[str, str] | None = None) -> bytes | None:
+        """The in-band bytes stored under name, never reading more than the size
+        limit; owner ("task", id) names whose result it is in errors."""
+        try:
+            stored = self.adapter.read(name, self.max_size)
+        except StoredObjectTooLarge as exc:
+            size = f"{exc.size} bytes" if exc.size is not None else f"more than {self.max_size} bytes"
+            problem = f"it is {size}, over the {self.max_size}-byte limit of {MAX_SIZE_SETTING}"
+            if owner is not None:
+                raise self._not_a_result(*owner, problem) from None
+            raise InvalidStoredResult(
+                f"The object {name} in {self.adapter.describe()} is not a Celery result: {problem}", name
+            ) from None
+        return self._payload(name, stored)
 
     def _payload(self, name: str, stored: StoredObject | None) -> bytes | None:
         """The in-band bytes of a stored object, None when there is none."""
@@ -177,8 +193,25 @@ class StorageBackend(KeyValueStoreBackend):
     def _save_group(self, group_id: str, result: Any) -> Any:
         # with the date, cleanup can expire groups on storages without modified times
         meta = {"result": result.as_tuple(), "date_done": self.app.now().isoformat()}
-        self.set(self.get_key_for_group(group_id), self.encode(meta))
+        payload = self.encode(meta)
+        self._refuse_oversized("group", group_id, payload)
+        self.set(self.get_key_for_group(group_id), payload)
         return result
+
+    def _refuse_oversized(self, kind: str, ident: str, payload: bytes) -> None:
+        """ResultTooLarge, before anything is written, for a payload over the limit."""
+        if len(payload) > self.max_size:
+            raise self._too_large(kind, ident, len(payload))
+
+    def _too_large(self, kind: str, ident: str, size: int, exception: str = "") -> ResultTooLarge:
+        what = f"The {exception}failure" if exception else "The result"
+        return ResultTooLarge(
+            f"{what} of {kind} {ident!r} is {size} bytes as stored, over the {self.max_size}-byte "
+            f"limit of {MAX_SIZE_SETTING}: it was not stored. Return something smaller (large "
+            "outputs belong in files; return their names), or raise the limit.",
+            ident,
+            size,
+        )
 
     # -- encoding --------------------------------------------------------------
 
@@ -196,7 +229,7 @@ class StorageBackend(KeyValueStoreBackend):
     # -- reading results: what the storage returns is input too ------------------
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
-        payload = self.get(self.get_key_for_task(task_id))
+        payload = self._read(self.get_key_for_task(task_id), ("task", bytes_to_str(task_id)))
         if not payload:
             return {"status": states.PENDING, "result": None}
         return self._task_meta(bytes_to_str(task_id), payload)
@@ -228,7 +261,7 @@ class StorageBackend(KeyValueStoreBackend):
             raise self._not_a_result("task", task_id, problem) from None
 
     def _restore_group(self, group_id: str) -> dict[str, Any] | None:
-        payload = self.get(self.get_key_for_group(group_id))
+        payload = self._read(self.get_key_for_group(group_id), ("group", group_id))
         if not payload:
             return None
         try:
@@ -265,11 +298,24 @@ class StorageBackend(KeyValueStoreBackend):
         meta["task_id"] = bytes_to_str(task_id)
         name = self.get_key_for_task(task_id)
         payload = self.encode(meta)
+        if len(payload) > self.max_size and state in states.EXCEPTION_STATES:
+            # a failure is stored whatever its size: its exception and traceback give way
+            error = self._too_large("task", meta["task_id"], len(payload), _exception_name(result))
+            meta = self._get_result_meta(
+                result=self.encode_result(error, state), state=state, traceback=None, request=request
+            )
+            meta["task_id"] = bytes_to_str(task_id)
+            payload = self.encode(meta)
+        self._refuse_oversized("task", meta["task_id"], payload)
         if self.adapter.conditional_writes:
             self._store_conditionally(task_id, name, payload, final=state == states.SUCCESS)
         else:
             # Celery's rule, with one read: a late duplicate never overwrites SUCCESS.
-            if self._stored_status(task_id, self.adapter.read(name)) != states.SUCCESS:
+            try:
+                status = self._stored_status(task_id, self.adapter.read(name, self.max_size))
+            except StoredObjectTooLarge:
+                status = None  # not a result: the task's own write replaces it
+            if status != states.SUCCESS:
                 self.set(name, payload)
         return result
 
@@ -290,7 +336,13 @@ class StorageBackend(KeyValueStoreBackend):
                 return
             except VersionMismatch:
                 pass
-            current = adapter.read(name)
+            try:
+                current = adapter.read(name, self.max_size)
+            except StoredObjectTooLarge as exc:  # not a result: the task's own write replaces it
+                if exc.version is None:
+                    raise RuntimeError(f"{adapter!r} returned no version for {name!r}") from None
+                mode = Update(exc.version)
+                continue
             if current is None:
                 mode = CREATE
                 continue
@@ -304,7 +356,10 @@ class StorageBackend(KeyValueStoreBackend):
 
     def task_result_exists(self, task_id: str) -> bool:
         """Whether a result is stored for the task (one read), on every Celery version."""
-        return self.adapter.read(self.get_key_for_task(task_id)) is not None
+        try:
+            return self.adapter.read(self.get_key_for_task(task_id), self.max_size) is not None
+        except StoredObjectTooLarge:
+            return True
 
     # -- chords ------------------------------------------------------------------
 
@@ -413,6 +468,12 @@ def _result_problem(meta: Any, task_id: str) -> str | None:
     if bytes_to_str(meta.get("task_id") or "") != task_id:
         return "it is not stored for this task id"
     return None
+
+
+def _exception_name(prepared: Any) -> str:
+    """The type of an exception as Celery prepared it for storing, to name it in a message."""
+    name = prepared.get("exc_type") if isinstance(prepared, dict) else type(prepared).__name__
+    return f"{name} " if isinstance(name, str) and name.isidentifier() else ""
 
 
 def _stored_bytes(stored: StoredObject) -> bytes:

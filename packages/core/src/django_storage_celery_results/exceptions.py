@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from celery.exceptions import BackendError
+from kombu.exceptions import EncodeError
 from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
 from django.core.exceptions import ImproperlyConfigured as DjangoImproperlyConfigured
 
@@ -46,6 +47,35 @@ class InvalidStoredResult(BackendError, ValueError):
     def __init__(self, message: str, task_id: str) -> None:
         super().__init__(message)
         self.task_id = task_id
+
+
+class ResultTooLarge(EncodeError, BackendError):
+    """A result is larger than result_storage_max_size: nothing was stored.
+
+    An EncodeError, so Celery's worker stores the task as FAILURE with this
+    error instead (as for a result the serializer cannot encode). The only
+    constructor argument is the message (naming the task and the limit), so
+    Celery restores it from a stored FAILURE as it was raised.
+    """
+
+    def __init__(self, message: str, task_id: str | None = None, size: int | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.size = size
+
+
+class StoredObjectTooLarge(Exception):
+    """An adapter's read refused an object larger than the limit it was given.
+
+    ``size`` is the object's size where the store said it (None: more than
+    the limit); ``version`` its version where known, so a task's own write
+    can still replace it.
+    """
+
+    def __init__(self, size: int | None, version: str | None = None) -> None:
+        super().__init__(size)
+        self.size = size
+        self.version = version
 
 
 class ResultStoreMisconfigured(ImproperlyConfigured):

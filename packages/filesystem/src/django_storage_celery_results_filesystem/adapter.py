@@ -32,6 +32,7 @@ from django_storage_celery_results.adapters import (
     StorageAdapter,
     StoredObject,
     Update,
+    refuse_oversized,
 )
 from django_storage_celery_results.exceptions import VersionMismatch
 
@@ -111,10 +112,11 @@ class FileSystemAdapter(StorageAdapter):
             raise ValueError(f"{name!r} is not a single file name")
         return os.path.join(self.root, name)
 
-    def read(self, name: str) -> StoredObject | None:
+    def read(self, name: str, limit: int | None = None) -> StoredObject | None:
         try:
             with open(self._path(name), "rb") as handle:
                 stat = os.fstat(handle.fileno())
+                refuse_oversized(stat.st_size, limit, _version(stat))
                 return StoredObject(handle.read(), _version(stat))
         except FileNotFoundError:
             return None
