@@ -56,6 +56,9 @@ class CountingProxy:
         self.faults: list[Fault] = []
         #: Seconds each forwarded request waits first, like a network round trip.
         self.delay = 0.0
+        #: Requests being answered now, and the most at once since reset().
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
         self._object_locks: dict[str, threading.Lock] = {}
         handler = type("Handler", (_ProxyHandler,), {"proxy": self})
@@ -85,6 +88,19 @@ class CountingProxy:
         with self._lock:
             self.requests.clear()
             self.faults.clear()
+            self.peak_in_flight = self.in_flight
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Count one request in flight while it is answered."""
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     @contextmanager
     def counting(self) -> Iterator[list[Request]]:
@@ -138,6 +154,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _forward(self) -> None:
+        with self.proxy.answering():
+            self._handle()
+
+    def _handle(self) -> None:
         body = self._body()
         path, _, query = self.path.partition("?")
         request = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}, body)

@@ -66,3 +66,19 @@ def late_duplicate(self, task_id):
     self.backend.mark_as_retry(task_id, ValueError("late duplicate"))
     self.backend.mark_as_failure(task_id, ValueError("late duplicate"))
     return task_id
+
+
+@shared_task(name="tests.text")
+def text(size):
+    """A result of about size bytes (a result over the size limit ends FAILURE)."""
+    return "x" * size
+
+
+@shared_task(name="tests.join", bind=True)
+def join(self, task_ids):
+    """Finished results read in one batch from inside a task, as a chord's join reads them."""
+    from celery.result import ResultSet, allow_join_result
+
+    results = ResultSet([self.app.AsyncResult(task_id) for task_id in task_ids], app=self.app)
+    with allow_join_result():
+        return results.join_native(timeout=30)

@@ -93,12 +93,12 @@ class AzureAdapter(ObjectStoreAdapter):
         params["content_encoding"] = content.content_encoding
         return ContentSettings(**params)
 
-    def get(self, key: str, limit: int | None = None) -> StoredObject:
+    def get(self, key: str) -> StoredObject:
         # the first request reads at most the SDK's first chunk (max_single_get_size,
         # 32 MiB) and says the blob's size: an oversized blob is read no further
         download = self.client.download_blob(key, decompress=False, timeout=self.timeout)
         properties = download.properties
-        refuse_oversized(download.size, limit, properties.etag)
+        refuse_oversized(download.size, self.read_limit, properties.etag)
         data = download.readall()
         return StoredObject(data, properties.etag, properties.content_settings.content_encoding)
 

@@ -24,6 +24,7 @@ from .exceptions import (
     InvalidResultId,
     ResultStoreMisconfigured,
     StoredObjectTooLarge,
+    StoreRequestFailed,
     VersionMismatch,
 )
 from .redact import Redactor
@@ -89,6 +90,8 @@ class StorageAdapter(abc.ABC):
     #: content encoding: compressed results are then stored as plain
     #: compressed bytes with a Content-Encoding, readable in a console.
     content_labels: bool = False
+    #: The largest object read() returns (the backend sets result_storage_max_size).
+    read_limit: int | None = None
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -96,12 +99,11 @@ class StorageAdapter(abc.ABC):
         self.redact = Redactor(storage)
 
     @abc.abstractmethod
-    def read(self, name: str, limit: int | None = None) -> StoredObject | None:
+    def read(self, name: str) -> StoredObject | None:
         """The object's bytes and version, or None when it does not exist.
 
-        With a limit, an object larger than limit bytes raises
-        StoredObjectTooLarge, read no further than the store lets the
-        adapter tell its size (see refuse_oversized).
+        An object larger than read_limit bytes raises StoredObjectTooLarge,
+        read no further than the store lets the adapter tell its size.
         """
 
     @abc.abstractmethod
@@ -221,10 +223,10 @@ class ObjectStoreAdapter(StorageAdapter):
     # -- what a provider brings ----------------------------------------------
 
     @abc.abstractmethod
-    def get(self, key: str, limit: int | None = None) -> StoredObject:
+    def get(self, key: str) -> StoredObject:
         """One read of the object at key (raises the SDK's error when missing);
-        StoredObjectTooLarge before reading more than limit bytes, where the
-        store says the size first."""
+        StoredObjectTooLarge before reading more than read_limit bytes, where
+        the store says the size first (refuse_oversized)."""
 
     @abc.abstractmethod
     def write(self, key: str, data: bytes, mode: PutMode, content: Content) -> str | None:
@@ -245,6 +247,8 @@ class ObjectStoreAdapter(StorageAdapter):
     def kind(self, exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
         """What an error means; missing_means_bucket for requests where a 404
         can only be the bucket (a write, a listing)."""
+        if isinstance(exc, StoreRequestFailed) and exc.cause is not None:
+            exc = exc.cause
         return self.errors.kind(exc, missing_means_bucket)
 
     def is_missing(self, key: str, exc: BaseException) -> bool:
@@ -259,17 +263,17 @@ class ObjectStoreAdapter(StorageAdapter):
             raise InvalidResultId(f"result name {name!r} is not a single key component")
         return self.prefix + name
 
-    def read(self, name: str, limit: int | None = None) -> StoredObject | None:
+    def read(self, name: str) -> StoredObject | None:
         key = self.key(name)
         try:
             try:
-                stored = self.get(key, limit)
+                stored = self.get(key)
             except self.errors.raised as exc:
                 if self.is_missing(key, exc):
                     return None
                 raise
         except self.errors.raised as exc:
-            raise self.refusal(exc, reading=True) from exc
+            raise self.refusal(exc, f"reading {name!r} from", reading=True) from exc
         self.bucket_found = True
         return stored
 
@@ -285,7 +289,7 @@ class ObjectStoreAdapter(StorageAdapter):
             if kind is Kind.CONFLICT or vanished:
                 code = self.errors.code(exc)
                 raise VersionMismatch(f"result {name!r} changed since it was read ({code})") from None
-            raise self.refusal(exc) from exc
+            raise self.refusal(exc, f"writing {name!r} to") from exc
         self.bucket_found = True
         return version
 
@@ -294,7 +298,7 @@ class ObjectStoreAdapter(StorageAdapter):
             self.remove(self.key(name))
         except self.errors.raised as exc:
             if self.kind(exc) is not Kind.MISSING_OBJECT:  # already gone is fine
-                raise self.refusal(exc) from exc
+                raise self.refusal(exc, f"deleting {name!r} from") from exc
 
     def delete_many(self, names: Iterable[str]) -> None:
         for batch in in_batches((self.key(name) for name in names), self.delete_batch):
@@ -327,14 +331,16 @@ class ObjectStoreAdapter(StorageAdapter):
 
     # -- errors that no retry fixes --------------------------------------------
 
-    def refusal(self, exc: BaseException, reading: bool = False) -> BaseException:
+    def refusal(self, exc: BaseException, doing: str, reading: bool = False) -> BaseException:
         """The error to raise for a failed call: ResultStoreMisconfigured when
         the bucket is missing, the credentials are rejected or (on a read) may
-        not read; else the store's own error."""
+        not read; else StoreRequestFailed saying what failed where ("reading
+        'x' from" + describe()), also an instance of the store's own error."""
         kind = self.kind(exc, missing_means_bucket=not reading)
         if kind in MISCONFIGURED or (reading and kind is Kind.PERMISSION):
             return self.misconfigured(kind, exc)
-        return exc
+        answer = self.redact(f"{type(exc).__name__}: {exc}")
+        return StoreRequestFailed.wrapping(f"{doing} {self.describe()} failed: {answer}", exc)
 
     def misconfigured(self, kind: Kind | None, exc: BaseException) -> ResultStoreMisconfigured:
         """The error naming the bucket and its setting (never a credential)."""

@@ -88,13 +88,16 @@ class StorageBackend(KeyValueStoreBackend):
         if self._adapter is None:
             with self._lock:
                 if self._adapter is None:
-                    self._adapter = self.storage_config.build_adapter()
+                    adapter = self.storage_config.build_adapter()
+                    adapter.read_limit = self.max_size
+                    self._adapter = adapter
         return self._adapter
 
     def _pool(self) -> ThreadPoolExecutor:
+        adapter = self.adapter  # first: building it takes the same (non-reentrant) lock
         with self._lock:
             if self._executor is None:
-                limit = self.adapter.max_concurrency or self.concurrency
+                limit = adapter.max_concurrency or self.concurrency
                 self._executor = ThreadPoolExecutor(
                     max_workers=min(self.concurrency, limit), thread_name_prefix="celery-results"
                 )
@@ -126,7 +129,7 @@ class StorageBackend(KeyValueStoreBackend):
         """The in-band bytes stored under name, never reading more than the size
         limit; owner ("task", id) names whose result it is in errors."""
         try:
-            stored = self.adapter.read(name, self.max_size)
+            stored = self.adapter.read(name)
         except StoredObjectTooLarge as exc:
             size = f"{exc.size} bytes" if exc.size is not None else f"more than {self.max_size} bytes"
             problem = f"it is {size}, over the {self.max_size}-byte limit of {MAX_SIZE_SETTING}"
@@ -312,7 +315,7 @@ class StorageBackend(KeyValueStoreBackend):
         else:
             # Celery's rule, with one read: a late duplicate never overwrites SUCCESS.
             try:
-                status = self._stored_status(task_id, self.adapter.read(name, self.max_size))
+                status = self._stored_status(task_id, self.adapter.read(name))
             except StoredObjectTooLarge:
                 status = None  # not a result: the task's own write replaces it
             if status != states.SUCCESS:
@@ -337,7 +340,7 @@ class StorageBackend(KeyValueStoreBackend):
             except VersionMismatch:
                 pass
             try:
-                current = adapter.read(name, self.max_size)
+                current = adapter.read(name)
             except StoredObjectTooLarge as exc:  # not a result: the task's own write replaces it
                 if exc.version is None:
                     raise RuntimeError(f"{adapter!r} returned no version for {name!r}") from None
@@ -357,7 +360,7 @@ class StorageBackend(KeyValueStoreBackend):
     def task_result_exists(self, task_id: str) -> bool:
         """Whether a result is stored for the task (one read), on every Celery version."""
         try:
-            return self.adapter.read(self.get_key_for_task(task_id), self.max_size) is not None
+            return self.adapter.read(self.get_key_for_task(task_id)) is not None
         except StoredObjectTooLarge:
             return True
 

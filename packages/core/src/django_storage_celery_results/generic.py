@@ -54,13 +54,13 @@ class GenericAdapter(StorageAdapter):
         #: How to tell and create a folder the storage cannot create itself.
         self.folder = folder_of(storage)
 
-    def read(self, name: str, limit: int | None = None) -> StoredObject | None:
+    def read(self, name: str) -> StoredObject | None:
         with self.redacting(f"reading {name!r} from"):
             for attempt in range(1, READ_ATTEMPTS + 1):
                 try:
                     with self.storage.open(name, "rb") as handle:
                         # the storage's file object may have buffered it all: we never copy more
-                        data = read_at_most(handle, limit)
+                        data = read_at_most(handle, self.read_limit)
                     break
                 except Exception as exc:
                     if self._is_missing(exc, name):

@@ -112,11 +112,11 @@ class FileSystemAdapter(StorageAdapter):
             raise ValueError(f"{name!r} is not a single file name")
         return os.path.join(self.root, name)
 
-    def read(self, name: str, limit: int | None = None) -> StoredObject | None:
+    def read(self, name: str) -> StoredObject | None:
         try:
             with open(self._path(name), "rb") as handle:
                 stat = os.fstat(handle.fileno())
-                refuse_oversized(stat.st_size, limit, _version(stat))
+                refuse_oversized(stat.st_size, self.read_limit, _version(stat))
                 return StoredObject(handle.read(), _version(stat))
         except FileNotFoundError:
             return None

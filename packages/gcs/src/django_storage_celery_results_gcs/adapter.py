@@ -96,9 +96,9 @@ class GCSAdapter(ObjectStoreAdapter):
         # would turn one request into several.
         return Blob(key, self.bucket)
 
-    def get(self, key: str, limit: int | None = None) -> StoredObject:
+    def get(self, key: str) -> StoredObject:
         blob = self.blob(key)
-        buffer = BoundedBuffer(limit)
+        buffer = BoundedBuffer(self.read_limit)
         try:
             # Raw: the stored bytes as they are. requests would otherwise undo a
             # deflate/br/zstd Content-Encoding that the backend undoes itself.

@@ -74,11 +74,11 @@ class S3Adapter(ObjectStoreAdapter):
         params = self._parameters(key)
         return {name: params[name] for name in SSE_CUSTOMER_KEYS if name in params}
 
-    def get(self, key: str, limit: int | None = None) -> StoredObject:
+    def get(self, key: str) -> StoredObject:
         response = self.client.get_object(Bucket=self.bucket_name, Key=key, **self._read_parameters(key))
         with response["Body"] as body:
             # the headers say the size: an oversized body is closed unread
-            refuse_oversized(response.get("ContentLength"), limit, response.get("ETag"))
+            refuse_oversized(response.get("ContentLength"), self.read_limit, response.get("ETag"))
             data = body.read()
         return StoredObject(data, response.get("ETag"), response.get("ContentEncoding"))
 

@@ -1,0 +1,193 @@
+"""Nothing is lost under faults: every kind the counting proxy injects, on
+every object store, before the store acts (a refused request, a reset) and
+after it (the write applied, its answer lost, replaced, cut or late).
+
+The writer recognises its own applied write: a create-only or
+version-matched write whose answer was lost is refused when retried, and
+the backend then reads what is stored instead of concluding that another
+writer won. With retries off, each failure is a Celery BackendError naming
+the result and the store, never a credential, and the stored state is one
+the task reached. The stores' own rate limits (GCS: one write per second to
+an object name; S3: SlowDown past a prefix's request rate) are retried with
+backoff by the default settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from celery import states
+from celery.exceptions import BackendError
+
+from django_storage_celery_results.exceptions import StoreRequestFailed
+from support.faults import Fault, RateLimit, rate_limited, xml_error
+from support.proxy import Request
+from support.stores import STORES, StoreUnderTest
+from support.stores.azure import AZURITE_KEY
+from support.stores.gcs import gcs_error
+
+TASK = "task-1"
+KEY = f"celery-results/celery-task-meta-{TASK}"
+#: The read timeout of the clients that see late answers, and how late they come.
+TIMEOUT, LATE = 0.5, 1.5
+#: Faults that answer without forwarding (the store did nothing) and after it (the store acted).
+BEFORE = ["refused", "reset"]
+AFTER = ["lost", "replaced", "cut", "late"]
+
+
+@pytest.fixture(params=list(STORES))
+def store(request, fresh_store) -> StoreUnderTest:
+    return fresh_store(request.param)
+
+
+def fault(store: StoreUnderTest, kind: str, method: str) -> Fault:
+    """One fault of a kind for the requests to the result KEY with the method ("write" or "GET")."""
+
+    def matches(request: Request) -> bool:
+        written = request.method in ("PUT", "POST")
+        return (written if method == "write" else request.method == method) and KEY in store.keys(request)
+
+    error = store.faults["unavailable"]
+    made = {
+        "refused": error,
+        "reset": Fault(0, drop=True),
+        "lost": Fault(0, drop=True, after_forward=True),
+        "replaced": dataclasses.replace(store.faults["internal-error"], after_forward=True),
+        "cut": Fault(0, cut=True),
+        "late": Fault(0, drop=True, after_forward=True, delay=LATE),
+    }[kind]
+    return dataclasses.replace(made, matches=matches, times=1)
+
+
+def app_for(store: StoreUnderTest, make_app, kind: str, **conf):
+    """The app with the client's own retries off (a short read timeout for late answers)."""
+    config = store.timing_out(TIMEOUT) if kind == "late" else store.without_client_retries()
+    if config is None:
+        pytest.skip(f"{store.preset}: no setting for a client read timeout")
+    return store.app(make_app, config, **conf)
+
+
+def stored(store: StoreUnderTest, make_app) -> dict:
+    """The result as stored, read by a fresh backend without faults."""
+    return store.app(make_app).backend.get_task_meta(TASK, cache=False)
+
+
+# -- with Celery's retries (result_backend_always_retry) ---------------------------
+
+
+@pytest.mark.parametrize("kind", BEFORE + AFTER)
+@pytest.mark.parametrize("write", ["create", "update"])
+def test_a_faulty_write_is_retried_and_lands_once(store, make_app, kind, write):
+    backend = app_for(store, make_app, kind, result_backend_always_retry=True).backend
+    if write == "update":
+        backend.store_result(TASK, None, states.STARTED)
+    store.proxy.inject(fault(store, kind, "write"))
+    state, value = (states.SUCCESS, 42) if write == "update" else (states.STARTED, None)
+    backend.store_result(TASK, value, state)
+    meta = stored(store, make_app)
+    assert (meta["status"], meta["result"]) == (state, value)
+    assert store.proxy.faults[0].times == 0  # the fault was served
+    backend.store_result(TASK, 42, states.SUCCESS)  # the next state still goes through
+    assert stored(store, make_app)["result"] == 42
+
+
+@pytest.mark.parametrize("kind", ["refused", "reset", "cut", "late"])
+def test_a_faulty_read_is_retried(store, make_app, kind):
+    backend = app_for(store, make_app, kind, result_backend_always_retry=True).backend
+    backend.store_result(TASK, "x" * 2000, states.SUCCESS)
+    store.proxy.inject(fault(store, kind, "GET"))
+    assert backend.get_task_meta(TASK, cache=False)["result"] == "x" * 2000
+    assert store.proxy.faults[0].times == 0
+
+
+@pytest.mark.parametrize("write", ["create", "update"])
+def test_a_lost_answer_retried_by_the_client_itself(store, make_app, write):
+    """With the client's own retries (the default settings) the retry is the
+    client's: its second write is refused (412), and the backend finds its
+    own write stored."""
+    if store.preset == "azure":
+        pytest.skip("Azure's SDK waits 15 s before its first retry; Celery's retries are tested above")
+    backend = store.app(make_app).backend
+    if write == "update":
+        backend.store_result(TASK, None, states.STARTED)
+    store.proxy.inject(fault(store, "lost", "write"))
+    with store.proxy.counting() as seen:
+        backend.store_result(TASK, 42, states.SUCCESS)
+    assert stored(store, make_app)["result"] == 42
+    assert store.calls(seen)[-1] == "read"  # what it found was its own SUCCESS: done
+    # a late duplicate from another process still leaves SUCCESS alone
+    store.app(make_app).backend.store_result(TASK, None, states.STARTED)
+    assert stored(store, make_app)["status"] == states.SUCCESS
+
+
+# -- with retries off ------------------------------------------------------------------
+
+
+def secrets_of(store: StoreUnderTest) -> list[str]:
+    return [AZURITE_KEY, *(str(value) for key, value in store.config.items() if "secret" in key)]
+
+
+@pytest.mark.parametrize("kind", [*BEFORE, "lost", "replaced", "late"])  # a write's answer has no body to cut
+def test_without_retries_a_failure_names_the_result_and_the_store(store, make_app, kind):
+    backend = app_for(store, make_app, kind).backend
+    backend.store_result(TASK, None, states.STARTED)
+    store.proxy.inject(fault(store, kind, "write"))
+    with pytest.raises(BackendError) as raised:
+        backend.store_result(TASK, 42, states.SUCCESS)
+    error = raised.value
+    assert isinstance(error, StoreRequestFailed)
+    message = str(error)
+    assert f"writing 'celery-task-meta-{TASK}' to" in message
+    assert backend.adapter.url() in message
+    assert not any(secret in message for secret in secrets_of(store))
+    # the stored state is one the task reached: STARTED, or SUCCESS where the store acted
+    meta = stored(store, make_app)
+    expected = (states.SUCCESS, 42) if kind in AFTER else (states.STARTED, None)
+    assert (meta["status"], meta["result"]) == expected
+
+
+@pytest.mark.parametrize("kind", ["refused", "reset", "cut"])
+def test_without_retries_a_failed_read_names_the_result_and_the_store(store, make_app, kind):
+    backend = app_for(store, make_app, kind).backend
+    backend.store_result(TASK, 42, states.SUCCESS)
+    store.proxy.inject(fault(store, kind, "GET"))
+    with pytest.raises(StoreRequestFailed, match=f"reading 'celery-task-meta-{TASK}' from") as raised:
+        backend.get_task_meta(TASK, cache=False)
+    assert backend.adapter.url() in str(raised.value)
+    assert backend.get_task_meta(TASK, cache=False)["result"] == 42
+
+
+# -- the stores' own rate limits, with default settings ------------------------------------
+
+
+RATE_LIMITS = {
+    # GCS: about one write per second to one object name, then 429
+    "gcs": lambda store: rate_limited(
+        gcs_error(429, "rateLimitExceeded"),
+        RateLimit(lambda r: next(iter(store.keys(r)), None) if r.method == "POST" else None, 1, 1.0),
+    ),
+    # S3: 503 SlowDown past a prefix's request rate (here a busy prefix: 2 writes a second)
+    "s3": lambda store: rate_limited(
+        xml_error(503, "SlowDown"),
+        RateLimit(lambda r: "celery-results/" if r.method == "PUT" else None, 1, 0.5),
+    ),
+}
+
+
+def test_a_quick_tasks_success_lands_through_the_stores_rate_limit(store, make_app):
+    if store.preset not in RATE_LIMITS:
+        pytest.skip(f"{store.preset}: throttling is covered by the 503 faults above")
+    backend = store.app(make_app).backend  # default settings: the client's own retries
+    limit = store.proxy.inject(RATE_LIMITS[store.preset](store))
+    backend.store_result(TASK, None, states.STARTED)
+    started = time.monotonic()
+    with store.proxy.counting() as seen:
+        backend.store_result(TASK, 42, states.SUCCESS)  # within the second: throttled
+    waited = time.monotonic() - started
+    assert stored(store, make_app)["result"] == 42
+    refused = limit.matches.refused  # type: ignore[attr-defined]
+    assert refused >= 1
+    assert store.calls(seen) == ["update"] * (refused + 1)
+    print(f"{store.preset}: SUCCESS landed after {waited:.2f} s and {refused} throttled answers")
