@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,7 @@ from celery.backends.base import KeyValueStoreBackend
 from celery.canvas import maybe_signature
 from celery.exceptions import ChordError
 from celery.result import allow_join_result, result_from_tuple
+from celery.utils.time import get_exponential_backoff_interval
 from kombu.utils.encoding import bytes_to_str
 
 from . import codec, expiry
@@ -155,9 +157,28 @@ class StorageBackend(KeyValueStoreBackend):
             ) from None
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        read = self._get_retrying if self.always_retry else self.get
         if len(keys) <= 1 or not self.adapter.parallel_reads:
-            return [self.get(key) for key in keys]
-        return list(self._pool().map(self.get, keys))
+            return [read(key) for key in keys]
+        return list(self._pool().map(read, keys))
+
+    def _get_retrying(self, key: str) -> bytes | None:
+        """get() under Celery's retry policy (result_backend_always_retry), which
+        Celery applies to one result's read but not to batch reads (group joins)."""
+        retries = 0
+        while True:
+            try:
+                return self.get(key)
+            except Exception as exc:
+                if retries >= self.max_retries or not self.exception_safe_to_retry(exc):
+                    raise
+                retries += 1
+                time.sleep(
+                    get_exponential_backoff_interval(
+                        self.base_sleep_between_retries_ms, retries, self.max_sleep_between_retries_ms, True
+                    )
+                    / 1000
+                )
 
     def set(self, key: str, value: bytes | str) -> None:
         self._remember(key, self._put(key, _as_bytes(value), OVERWRITE))
