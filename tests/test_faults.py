@@ -15,6 +15,7 @@ backoff by the default settings.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 
 import pytest
@@ -22,6 +23,7 @@ from celery import states
 from celery.exceptions import BackendError
 
 from django_storage_celery_results.exceptions import StoreRequestFailed
+from django_storage_celery_results.providers import registry
 from support.faults import Fault, RateLimit, rate_limited, xml_error
 from support.proxy import Request
 from support.stores import STORES, StoreUnderTest
@@ -230,3 +232,28 @@ def test_s3_a_longer_slowdown_needs_celerys_retries(fresh_store, make_app):
     assert stored(store, make_app)["result"] == 42
     assert refused >= 1 and calls == ["update"] * (refused + 1)
     print(f"s3: SUCCESS landed after {waited:.2f} s, {refused} answers SlowDown")
+
+
+# -- a store that ignores the conditions -------------------------------------------------
+
+
+def test_a_store_ignoring_conditions_is_reported_and_the_generic_fallback_holds(store, make_app):
+    """The deploy check's probe finds the conditions ignored (E014), and the
+    fallback its hint names, the generic adapter, reads before it writes, so a
+    late duplicate still leaves SUCCESS alone."""
+    store.proxy.inject(Fault(0, strip_conditions=True, times=sys.maxsize))
+    adapter = store.app(make_app).backend.adapter
+    messages = registry().providers[store.preset].connectivity(adapter, None)
+    if store.preset == "azure":
+        # Shared Key signs If-Match / If-None-Match: without them Azure refuses the
+        # request itself, so an Azure-compatible store ignoring them cannot be played here
+        assert [message.id.rsplit(".", 1)[1] for message in messages] == ["E011"], messages
+        return
+    e014 = [message for message in messages if message.id.endswith(".E014")]
+    assert len(e014) == 1 and "result_storage_adapter" not in e014[0].msg
+    assert "generic" in e014[0].hint
+    first = store.app(make_app, result_storage_adapter="generic").backend
+    late = store.app(make_app, result_storage_adapter="generic").backend
+    first.store_result(TASK, 42, states.SUCCESS)
+    late.store_result(TASK, None, states.STARTED)
+    assert stored(store, make_app)["result"] == 42
