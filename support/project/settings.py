@@ -39,3 +39,7 @@ if os.environ.get("TEST_RESULT_BACKEND_ALWAYS_RETRY"):
     CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
 if os.environ.get("TEST_TASK_TRACK_STARTED"):
     CELERY_TASK_TRACK_STARTED = True
+if os.environ.get("TEST_S3_READ_TIMEOUT"):  # bench/soak.py: late answers time out
+    from botocore.config import Config
+
+    AWS_S3_CLIENT_CONFIG = Config(read_timeout=float(os.environ["TEST_S3_READ_TIMEOUT"]))
