@@ -133,7 +133,7 @@ def storage_under_soak(name: str, work: Path) -> Iterator[tuple[StoreUnderTest |
         if name == "s3":  # the worker's botocore timeout, through the storage's Django setting
             env["TEST_S3_READ_TIMEOUT"] = str(READ_TIMEOUT)
         elif timing_out is not None:
-            worker_config = {**worker_config, **{k: v for k, v in timing_out.items() if k == "client_options"}}
+            worker_config = {**worker_config, "client_options": timing_out["client_options"]}
         yield store, store.config, worker_config, env
     finally:
         emulator.stop()
@@ -178,7 +178,8 @@ def soak(name: str, args: argparse.Namespace, redis_url: str, work: Path) -> Fig
             ids = [call.freeze().id for call in calls]
             watcher = Watcher(app, ids)
             watcher.start()
-            counters = inject_mix(store, args.rate, seed=15, late=LATE if store and store.timing_out(1) else None) if store else {}
+            late = LATE if store is not None and store.timing_out(1) is not None else None
+            counters = inject_mix(store, args.rate, seed=15, late=late) if store is not None else {}
             lines = [work / f"{name}-chord-{number}.lines" for number in range(args.chords)]
             chords = []
             started = time.monotonic()
@@ -261,7 +262,9 @@ def report(all_figures: list[Figures], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--chords", type=int, default=20)
     parser.add_argument("--chord-size", type=int, default=100)

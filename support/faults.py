@@ -69,7 +69,9 @@ class Sometimes:
     """A predicate true for a random share of the requests `also` matches,
     counting how often it said yes (the faults injected)."""
 
-    def __init__(self, rate: float, rng: random.Random, also: Callable[[Request], bool] | None = None) -> None:
+    def __init__(
+        self, rate: float, rng: random.Random, also: Callable[[Request], bool] | None = None
+    ) -> None:
         self.rate = rate
         self.rng = rng
         self.also = also
@@ -82,7 +84,9 @@ class Sometimes:
         return False
 
 
-def at_rate(fault: Fault, rate: float, rng: random.Random, also: Callable[[Request], bool] | None = None) -> Fault:
+def at_rate(
+    fault: Fault, rate: float, rng: random.Random, also: Callable[[Request], bool] | None = None
+) -> Fault:
     """The fault for a random share of the requests (also: only those it matches), without end."""
     return dataclasses.replace(fault, matches=Sometimes(rate, rng, also), times=sys.maxsize)
 

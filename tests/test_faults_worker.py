@@ -16,7 +16,6 @@ from celery import Celery, group
 
 from support.processes import Worker
 from support.soak import Watcher, inject_mix, lost
-from support.stores import STORES
 
 pytestmark = pytest.mark.e2e
 

@@ -41,7 +41,7 @@ def plant(app, size: int, task_id: str = TASK) -> None:
 
 
 def test_a_result_over_the_limit_is_refused_and_nothing_is_stored(storage):
-    app, store = storage
+    app, _store = storage
     backend = app.backend
     backend.store_result(TASK, None, states.STARTED)
     with pytest.raises(ResultTooLarge) as refused:
@@ -99,7 +99,7 @@ def test_a_failure_over_the_limit_is_stored_without_its_exception(storage):
 
 
 def test_a_stored_object_over_the_limit_is_an_error_naming_the_task_and_size(storage):
-    app, store = storage
+    app, _store = storage
     plant(app, LIMIT + 3000)
     with pytest.raises(InvalidStoredResult) as raised:
         app.backend.get_task_meta(TASK, cache=False)

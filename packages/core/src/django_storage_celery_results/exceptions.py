@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from celery.exceptions import BackendError
-from kombu.exceptions import EncodeError
 from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
 from django.core.exceptions import ImproperlyConfigured as DjangoImproperlyConfigured
+from kombu.exceptions import EncodeError
 
 
 class ImproperlyConfigured(CeleryImproperlyConfigured, DjangoImproperlyConfigured):
@@ -143,7 +143,7 @@ def _wrapping(ours: type[E], message: str, cause: BaseException) -> E:
     both = _with_store_class(ours, type(cause))  # type: ignore[arg-type]  # classes are hashable
     if both is None:
         return ours(message, cause)
-    error = both.__new__(both)
+    error = cast(E, BaseException.__new__(both))
     error.__dict__.update(vars(cause))
     Exception.__init__(error, message)
     error.cause = cause

@@ -65,7 +65,13 @@ def kind(exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
 
 
 ERRORS = StoreErrors(
-    raised=(exceptions.GoogleAPIError, GoogleAuthError, requests.RequestException, DataCorruption, ProtocolError),
+    raised=(
+        exceptions.GoogleAPIError,
+        GoogleAuthError,
+        requests.RequestException,
+        DataCorruption,
+        ProtocolError,
+    ),
     kind=kind,
     code=code,
 )
