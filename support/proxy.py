@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -62,7 +63,7 @@ class CountingProxy:
         self._lock = threading.Lock()
         self._object_locks: dict[str, threading.Lock] = {}
         handler = type("Handler", (_ProxyHandler,), {"proxy": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _QuietServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="counting-proxy", daemon=True)
@@ -128,6 +129,12 @@ class CountingProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up waiting
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):

@@ -143,7 +143,7 @@ def _wrapping(ours: type[E], message: str, cause: BaseException) -> E:
     both = _with_store_class(ours, type(cause))  # type: ignore[arg-type]  # classes are hashable
     if both is None:
         return ours(message, cause)
-    error = cast(E, BaseException.__new__(both))
+    error = cast(E, both.__new__(both))  # type: ignore[call-overload]
     error.__dict__.update(vars(cause))
     Exception.__init__(error, message)
     error.cause = cause
