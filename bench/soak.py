@@ -77,6 +77,8 @@ class Figures:
     reads: int = 0
     callbacks: list[int] = field(default_factory=list)
     chord_errors: list[str] = field(default_factory=list)
+    #: What stopped the soak of this storage early, if anything.
+    problem: str = ""
     idle_requests: float | None = None
     soak_requests: float | None = None
     rss_first: int = 0
@@ -153,7 +155,7 @@ def soak(name: str, args: argparse.Namespace, redis_url: str, work: Path) -> Fig
             **extra_env,
         }
         log = work / f"worker-{name}.log"
-        worker = Worker(env, log, concurrency=args.processes)
+        worker = Worker(env, log, concurrency=args.processes, start_timeout=300)
         app = Celery(f"soak-{name}", set_as_current=False)
         app.conf.update(
             broker_url=redis_url,
@@ -254,6 +256,8 @@ def report(all_figures: list[Figures], args: argparse.Namespace) -> str:
         *rows,
     ]
     for f in all_figures:
+        if f.problem:
+            lines.append(f"\n{f.storage} stopped: {f.problem}")
         if f.faults:
             lines.append(f"\n{f.storage} faults by kind: {f.faults}")
         if f.chord_errors or any(count != 1 for count in f.callbacks):
@@ -284,8 +288,11 @@ def main() -> None:
     try:
         for number, name in enumerate(chosen):
             broker = f"{redis.url.rsplit('/', 1)[0]}/{number % 16}"
-            figures.append(soak(name, args, broker, work))
-            print(f"  {name}: done", file=sys.stderr, flush=True)
+            try:
+                figures.append(soak(name, args, broker, work))
+            except Exception as exc:  # report it with the others
+                figures.append(Figures(name, problem=f"{type(exc).__name__}: {str(exc)[:200]}"))
+            print(report(figures[-1:], args), file=sys.stderr, flush=True)
     finally:
         redis.stop()
     print(report(figures, args))

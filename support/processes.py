@@ -130,7 +130,14 @@ class Worker:
     module (``support.project.settings`` unless ``env`` names another) configures it.
     """
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2, pool: str = "prefork") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        start_timeout: float = 60,
+    ) -> None:
         broker = env.get("TEST_BROKER_URL", "")
         if broker.startswith("redis://"):
             # Tasks a previous worker left queued (chord_unlock retries, say)
@@ -169,7 +176,7 @@ class Worker:
             stdout=self.handle,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_timeout
         while b"ready." not in log.read_bytes():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
