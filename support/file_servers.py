@@ -82,7 +82,7 @@ class FTPServer(_Counted):
 
 
 #: The SFTP requests counted (asyncssh's SFTPServer methods, one per request).
-SFTP_REQUESTS = ("open", "close", "read", "write", "stat", "lstat", "fstat", "setstat")
+SFTP_REQUESTS: tuple[str, ...] = ("open", "close", "read", "write", "stat", "lstat", "fstat", "setstat")
 SFTP_REQUESTS += ("scandir", "remove", "mkdir", "rename", "posix_rename", "realpath")
 
 

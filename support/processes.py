@@ -78,7 +78,7 @@ class EmulatorProcess:
 
     def stop(self) -> None:
         stop_process(self.process)
-        if self._log is not subprocess.DEVNULL:
+        if not isinstance(self._log, int):  # subprocess.DEVNULL
             self._log.close()
 
     def __enter__(self) -> EmulatorProcess:

@@ -23,7 +23,7 @@ class ThirdPartyFolderStorage(Storage):
         self.location = location
 
     def _open(self, name, mode="rb"):
-        return self._inner._open(name, mode)
+        return self._inner._open(name, mode)  # type: ignore[attr-defined]
 
     def _save(self, name, content):
         os.makedirs(self.location, exist_ok=True)
@@ -60,7 +60,7 @@ class PlainFolderStorage(ThirdPartyFolderStorage):
     does. Readers can see a file that exists but is still empty."""
 
     def _save(self, name, content):
-        return self._inner._save(name, content)
+        return self._inner._save(name, content)  # type: ignore[attr-defined]
 
     def get_available_name(self, name, max_length=None):
         return self._inner.get_available_name(name, max_length)

@@ -15,7 +15,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django_storage_celery_results",
 ]
-DATABASES = {}
+DATABASES: dict[str, dict[str, str]] = {}
 MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT", os.path.join(tempfile.gettempdir(), "dscr-media"))
 STATIC_ROOT = os.path.join(MEDIA_ROOT, "static")
 
