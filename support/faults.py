@@ -2,10 +2,15 @@
 a predicate matches: answer a fault without forwarding (a refused request),
 or forward and then lose, replace, cut or delay the answer (the store acted,
 the client does not know), or forward without the conditions (a store that
-ignores them)."""
+ignores them). Sometimes and RateLimit decide which requests get a fault:
+a random share, or those past a store's own rate limit."""
 
 from __future__ import annotations
 
+import dataclasses
+import random
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -58,3 +63,61 @@ def xml_error(status: int, code: str, method: str | None = None, *headers: tuple
         f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>injected</Message></Error>'
     )
     return error_answer(status, body.encode(), (("Content-Type", "application/xml"), *headers), method)
+
+
+class Sometimes:
+    """A predicate true for a random share of the requests `also` matches,
+    counting how often it said yes (the faults injected)."""
+
+    def __init__(
+        self, rate: float, rng: random.Random, also: Callable[[Request], bool] | None = None
+    ) -> None:
+        self.rate = rate
+        self.rng = rng
+        self.also = also
+        self.fired = 0
+
+    def __call__(self, request: Request) -> bool:
+        if (self.also is None or self.also(request)) and self.rng.random() < self.rate:
+            self.fired += 1
+            return True
+        return False
+
+
+def at_rate(
+    fault: Fault, rate: float, rng: random.Random, also: Callable[[Request], bool] | None = None
+) -> Fault:
+    """The fault for a random share of the requests (also: only those it matches), without end."""
+    return dataclasses.replace(fault, matches=Sometimes(rate, rng, also), times=sys.maxsize)
+
+
+class RateLimit:
+    """A store's own rate limit as a predicate: true (answer the fault) for a
+    request past `limit` accepted requests within `per` seconds with the same
+    key (an object name for GCS's one write per second, a prefix for S3);
+    requests without a key pass."""
+
+    def __init__(self, key: Callable[[Request], str | None], limit: int, per: float) -> None:
+        self.key = key
+        self.limit = limit
+        self.per = per
+        self.accepted: dict[str, list[float]] = {}
+        self.refused = 0
+
+    def __call__(self, request: Request) -> bool:
+        key = self.key(request)
+        if key is None:
+            return False
+        now = time.monotonic()
+        recent = [at for at in self.accepted.get(key, ()) if now - at < self.per]
+        if len(recent) >= self.limit:
+            self.accepted[key] = recent
+            self.refused += 1
+            return True
+        self.accepted[key] = [*recent, now]
+        return False
+
+
+def rate_limited(answer: Fault, limit: RateLimit) -> Fault:
+    """The store's throttling answer for every request past the rate limit."""
+    return dataclasses.replace(answer, matches=limit, times=sys.maxsize)

@@ -123,13 +123,21 @@ class RedisServer:
 
 
 class Worker:
-    """A real `celery worker` subprocess (prefork) of the test project's app.
+    """A real `celery worker` subprocess (prefork unless another pool is named)
+    of the test project's app.
 
     ``env`` comes on top of this process's environment; the Django settings
     module (``support.project.settings`` unless ``env`` names another) configures it.
     """
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        start_timeout: float = 60,
+    ) -> None:
         broker = env.get("TEST_BROKER_URL", "")
         if broker.startswith("redis://"):
             # Tasks a previous worker left queued (chord_unlock retries, say)
@@ -154,7 +162,7 @@ class Worker:
                 "-A",
                 "support.project.celery_app",
                 "worker",
-                "--pool=prefork",
+                f"--pool={pool}",
                 f"--concurrency={concurrency}",
                 "--loglevel=INFO",
                 "--without-gossip",
@@ -168,7 +176,7 @@ class Worker:
             stdout=self.handle,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_timeout
         while b"ready." not in log.read_bytes():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()

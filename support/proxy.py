@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -56,10 +57,13 @@ class CountingProxy:
         self.faults: list[Fault] = []
         #: Seconds each forwarded request waits first, like a network round trip.
         self.delay = 0.0
+        #: Requests being answered now, and the most at once since reset().
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
         self._object_locks: dict[str, threading.Lock] = {}
         handler = type("Handler", (_ProxyHandler,), {"proxy": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _QuietServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="counting-proxy", daemon=True)
@@ -85,6 +89,19 @@ class CountingProxy:
         with self._lock:
             self.requests.clear()
             self.faults.clear()
+            self.peak_in_flight = self.in_flight
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Count one request in flight while it is answered."""
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     @contextmanager
     def counting(self) -> Iterator[list[Request]]:
@@ -114,6 +131,12 @@ class CountingProxy:
         self.close()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up waiting
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class _ProxyHandler(BaseHTTPRequestHandler):
     proxy: CountingProxy
     protocol_version = "HTTP/1.1"
@@ -138,6 +161,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _forward(self) -> None:
+        with self.proxy.answering():
+            self._handle()
+
+    def _handle(self) -> None:
         body = self._body()
         path, _, query = self.path.partition("?")
         request = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}, body)

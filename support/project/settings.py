@@ -33,3 +33,13 @@ CELERY_RESULT_EXTENDED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+if os.environ.get("TEST_RESULT_STORAGE_MAX_SIZE"):
+    CELERY_RESULT_STORAGE_MAX_SIZE = int(os.environ["TEST_RESULT_STORAGE_MAX_SIZE"])
+if os.environ.get("TEST_RESULT_BACKEND_ALWAYS_RETRY"):
+    CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+if os.environ.get("TEST_TASK_TRACK_STARTED"):
+    CELERY_TASK_TRACK_STARTED = True
+if os.environ.get("TEST_S3_READ_TIMEOUT"):  # bench/soak.py: late answers time out
+    from botocore.config import Config
+
+    AWS_S3_CLIENT_CONFIG = Config(read_timeout=float(os.environ["TEST_S3_READ_TIMEOUT"]))

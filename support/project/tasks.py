@@ -74,3 +74,35 @@ def note_failure(task_id, path):
     (the failed task's id when Celery passes it, or what an immutable signature holds)."""
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(task_id) + "\n")
+
+
+@shared_task(name="tests.text")
+def text(size):
+    """A result of about size bytes (a result over the size limit ends FAILURE)."""
+    return "x" * size
+
+
+@shared_task(name="tests.join", bind=True)
+def join(self, task_ids):
+    """Finished results read in one batch from inside a task, as a chord's join reads them."""
+    from celery.result import ResultSet, allow_join_result
+
+    results = ResultSet([self.app.AsyncResult(task_id) for task_id in task_ids], app=self.app)
+    with allow_join_result():
+        return results.join_native(timeout=30)
+
+
+@shared_task(name="tests.die_while_storing", bind=True, acks_late=True, reject_on_worker_lost=True)
+def die_while_storing(self, size, folder):
+    """A result of size bytes whose first delivery SIGKILLs its own pool process
+    a random moment later (0-30 ms: while its result is encoded, written or after);
+    the redelivery completes it."""
+    import random
+    import threading
+
+    marker = os.path.join(folder, self.request.id)
+    if not os.path.exists(marker):
+        with open(marker, "w", encoding="utf-8"):
+            pass
+        threading.Timer(random.uniform(0, 0.03), os.kill, (os.getpid(), signal.SIGKILL)).start()
+    return "x" * size

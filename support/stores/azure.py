@@ -135,6 +135,9 @@ class AzureStore(StoreUnderTest):
     def without_client_retries(self) -> dict:
         return no_sdk_retries(self.config)
 
+    def timing_out(self, seconds: float) -> dict | None:
+        return {**self.config, "client_options": {"retry_total": 0, "read_timeout": seconds}}
+
     def lifecycle(self, adapter: Any, expires: float) -> object:
         from django_storage_celery_results_azure import lifecycle_policy
 

@@ -159,6 +159,11 @@ class StoreUnderTest(ABC):
     def without_client_retries(self) -> dict:
         """The config with the client's own retries off (Celery's alone remain)."""
 
+    def timing_out(self, seconds: float) -> dict | None:
+        """The config without the client's own retries and with a read timeout
+        of seconds, or None when the storage has no setting for it."""
+        return None
+
     @abstractmethod
     def lifecycle(self, adapter: Any, expires: float) -> object:
         """Write the lifecycle rule (policy) that expires results: the provider's own helper."""

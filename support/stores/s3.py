@@ -47,7 +47,8 @@ def calls(requests: list[Request]) -> list[str]:
 def no_sdk_retries(config: dict) -> dict:
     from botocore.config import Config
 
-    return {**config, "client_config": Config(retries={"max_attempts": 1, "mode": "standard"})}
+    # total_max_attempts counts the first attempt; max_attempts=1 would still allow one retry
+    return {**config, "client_config": Config(retries={"total_max_attempts": 1, "mode": "standard"})}
 
 
 class S3Store(StoreUnderTest):
@@ -102,6 +103,12 @@ class S3Store(StoreUnderTest):
 
     def without_client_retries(self) -> dict:
         return no_sdk_retries(self.config)
+
+    def timing_out(self, seconds: float) -> dict | None:
+        from botocore.config import Config
+
+        retries = {"total_max_attempts": 1, "mode": "standard"}
+        return {**self.config, "client_config": Config(retries=retries, read_timeout=seconds)}
 
     def lifecycle(self, adapter: Any, expires: float) -> object:
         from django_storage_celery_results_s3 import ensure_lifecycle_rule

@@ -29,6 +29,7 @@ from django_storage_celery_results.adapters import (
     PutMode,
     StoredObject,
     Update,
+    refuse_oversized,
 )
 from django_storage_celery_results.exceptions import ImproperlyConfigured
 
@@ -93,9 +94,12 @@ class AzureAdapter(ObjectStoreAdapter):
         return ContentSettings(**params)
 
     def get(self, key: str) -> StoredObject:
+        # the first request reads at most the SDK's first chunk (max_single_get_size,
+        # 32 MiB) and says the blob's size: an oversized blob is read no further
         download = self.client.download_blob(key, decompress=False, timeout=self.timeout)
-        data = download.readall()
         properties = download.properties
+        refuse_oversized(download.size, self.read_limit, properties.etag)
+        data = download.readall()
         return StoredObject(data, properties.etag, properties.content_settings.content_encoding)
 
     def write(self, key: str, data: bytes, mode: PutMode, content: Content) -> str | None:

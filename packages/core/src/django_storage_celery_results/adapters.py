@@ -14,12 +14,19 @@ import datetime
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import IO, ClassVar, Literal, TypeVar
 
 from django.core.files.storage import Storage
 
 from .errors import MISCONFIGURED, TRANSIENT, Kind, StoreErrors
-from .exceptions import ImproperlyConfigured, InvalidResultId, ResultStoreMisconfigured, VersionMismatch
+from .exceptions import (
+    ImproperlyConfigured,
+    InvalidResultId,
+    ResultStoreMisconfigured,
+    StoredObjectTooLarge,
+    StoreRequestFailed,
+    VersionMismatch,
+)
 from .redact import Redactor
 
 OVERWRITE: Literal["overwrite"] = "overwrite"
@@ -85,6 +92,8 @@ class StorageAdapter(abc.ABC):
     #: content encoding: compressed results are then stored as plain
     #: compressed bytes with a Content-Encoding, readable in a console.
     content_labels: bool = False
+    #: The largest object read() returns (the backend sets result_storage_max_size).
+    read_limit: int | None = None
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -93,7 +102,11 @@ class StorageAdapter(abc.ABC):
 
     @abc.abstractmethod
     def read(self, name: str) -> StoredObject | None:
-        """The object's bytes and version, or None when it does not exist."""
+        """The object's bytes and version, or None when it does not exist.
+
+        An object larger than read_limit bytes raises StoredObjectTooLarge,
+        read no further than the store lets the adapter tell its size.
+        """
 
     @abc.abstractmethod
     def put(
@@ -213,7 +226,9 @@ class ObjectStoreAdapter(StorageAdapter):
 
     @abc.abstractmethod
     def get(self, key: str) -> StoredObject:
-        """One read of the object at key (raises the SDK's error when missing)."""
+        """One read of the object at key (raises the SDK's error when missing);
+        StoredObjectTooLarge before reading more than read_limit bytes, where
+        the store says the size first (refuse_oversized)."""
 
     @abc.abstractmethod
     def write(self, key: str, data: bytes, mode: PutMode, content: Content) -> str | None:
@@ -239,6 +254,8 @@ class ObjectStoreAdapter(StorageAdapter):
     def kind(self, exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
         """What an error means; missing_means_bucket for requests where a 404
         can only be the bucket (a write, a listing)."""
+        if isinstance(exc, StoreRequestFailed) and exc.cause is not None:
+            exc = exc.cause
         return self.errors.kind(exc, missing_means_bucket)
 
     def is_missing(self, key: str, exc: BaseException) -> bool:
@@ -263,7 +280,7 @@ class ObjectStoreAdapter(StorageAdapter):
                     return None
                 raise
         except self.errors.raised as exc:
-            raise self.refusal(exc, reading=True) from exc
+            raise self.refusal(exc, f"reading {name!r} from", reading=True) from exc
         self.bucket_found = True
         return stored
 
@@ -279,7 +296,7 @@ class ObjectStoreAdapter(StorageAdapter):
             if kind is Kind.CONFLICT or vanished:
                 code = self.errors.code(exc)
                 raise VersionMismatch(f"result {name!r} changed since it was read ({code})") from None
-            raise self.refusal(exc) from exc
+            raise self.refusal(exc, f"writing {name!r} to") from exc
         self.bucket_found = True
         return version
 
@@ -288,7 +305,7 @@ class ObjectStoreAdapter(StorageAdapter):
             self.remove(self.key(name))
         except self.errors.raised as exc:
             if self.kind(exc) is not Kind.MISSING_OBJECT:  # already gone is fine
-                raise self.refusal(exc) from exc
+                raise self.refusal(exc, f"deleting {name!r} from") from exc
 
     def delete_many(self, names: Iterable[str]) -> None:
         for batch in in_batches((self.key(name) for name in names), self.delete_batch):
@@ -321,14 +338,16 @@ class ObjectStoreAdapter(StorageAdapter):
 
     # -- errors that no retry fixes --------------------------------------------
 
-    def refusal(self, exc: BaseException, reading: bool = False) -> BaseException:
+    def refusal(self, exc: BaseException, doing: str, reading: bool = False) -> BaseException:
         """The error to raise for a failed call: ResultStoreMisconfigured when
         the bucket is missing, the credentials are rejected or (on a read) may
-        not read; else the store's own error."""
+        not read; else StoreRequestFailed saying what failed where ("reading
+        'x' from" + describe()), also an instance of the store's own error."""
         kind = self.kind(exc, missing_means_bucket=not reading)
         if kind in MISCONFIGURED or (reading and kind is Kind.PERMISSION):
             return self.misconfigured(kind, exc)
-        return exc
+        answer = self.redact(f"{type(exc).__name__}: {exc}")
+        return StoreRequestFailed.wrapping(f"{doing} {self.describe()} failed: {answer}", exc)
 
     def misconfigured(self, kind: Kind | None, exc: BaseException) -> ResultStoreMisconfigured:
         """The error naming the bucket and its setting (never a credential)."""
@@ -350,6 +369,23 @@ class ObjectStoreAdapter(StorageAdapter):
                 f"grant {self.read_permission} on {self.url()}, or check {where}"
             )
         return ResultStoreMisconfigured.wrapping(f"{self.store} result storage: {text}.", exc)
+
+
+def refuse_oversized(size: int | None, limit: int | None, version: str | None = None) -> None:
+    """Raise StoredObjectTooLarge when a store's stated size is over the limit."""
+    if limit is not None and size is not None and size > limit:
+        raise StoredObjectTooLarge(size, version)
+
+
+def read_at_most(handle: IO[bytes], limit: int | None) -> bytes:
+    """Read a file object to its end, but never more than limit + 1 bytes:
+    StoredObjectTooLarge when there are more than limit."""
+    if limit is None:
+        return handle.read()
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise StoredObjectTooLarge(None)
+    return data
 
 
 def required_setting(value: str | None, store: str, what: str, argument: str, setting: str) -> str:

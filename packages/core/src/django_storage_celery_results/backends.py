@@ -25,8 +25,8 @@ from kombu.utils.encoding import bytes_to_str
 from . import canvas, codec, expiry
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update, in_batches
 from .chords import ChordCounter, ChordKeys, DecodedObject, counter_for
-from .config import BackendSettings
-from .exceptions import InvalidStoredResult, VersionMismatch
+from .config import MAX_SIZE_SETTING, BackendSettings
+from .exceptions import InvalidStoredResult, ResultTooLarge, StoredObjectTooLarge, VersionMismatch
 from .expiry import CleanupReport
 from .keys import KeyLayout
 from .redact import StorageError
@@ -66,6 +66,7 @@ class StorageBackend(KeyValueStoreBackend):
         self.compression = self.settings.compression
         self.safe_to_retry = self.settings.safe_to_retry
         self.concurrency = self.settings.concurrency
+        self.max_size = self.settings.max_size
         self.layout = KeyLayout(
             (self.task_keyprefix, self.group_keyprefix, self.chord_keyprefix),
             setting="result_backend_transport_options['global_keyprefix']",
@@ -98,13 +99,16 @@ class StorageBackend(KeyValueStoreBackend):
         if self._adapter is None:
             with self._lock:
                 if self._adapter is None:
-                    self._adapter = self.storage_config.build_adapter()
+                    adapter = self.storage_config.build_adapter()
+                    adapter.read_limit = self.max_size
+                    self._adapter = adapter
         return self._adapter
 
     def _pool(self) -> ThreadPoolExecutor:
+        adapter = self.adapter  # first: building it takes the same (non-reentrant) lock
         with self._lock:
             if self._executor is None:
-                limit = self.adapter.max_concurrency or self.concurrency
+                limit = adapter.max_concurrency or self.concurrency
                 self._executor = ThreadPoolExecutor(
                     max_workers=min(self.concurrency, limit), thread_name_prefix="celery-results"
                 )
@@ -130,7 +134,22 @@ class StorageBackend(KeyValueStoreBackend):
         return self.layout.name(prefix, id)
 
     def get(self, key: str) -> bytes | None:
-        return self._payload(key, self.adapter.read(key))
+        return self._read(key)
+
+    def _read(self, name: str, owner: tuple[str, str] | None = None) -> bytes | None:
+        """The in-band bytes stored under name, never reading more than the size
+        limit; owner ("task", id) names whose result it is in errors."""
+        try:
+            stored = self.adapter.read(name)
+        except StoredObjectTooLarge as exc:
+            size = f"{exc.size} bytes" if exc.size is not None else f"more than {self.max_size} bytes"
+            problem = f"it is {size}, over the {self.max_size}-byte limit of {MAX_SIZE_SETTING}"
+            if owner is not None:
+                raise self._not_a_result(*owner, problem) from None
+            raise InvalidStoredResult(
+                f"The object {name} in {self.adapter.describe()} is not a Celery result: {problem}", name
+            ) from None
+        return self._payload(name, stored)
 
     def _payload(self, name: str, stored: StoredObject | None) -> bytes | None:
         """The in-band bytes of a stored object, None when there is none."""
@@ -147,12 +166,14 @@ class StorageBackend(KeyValueStoreBackend):
             ) from None
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        # Celery retries one result's read under result_backend_always_retry but
+        # not batch reads (group joins); the chord's own join always retries.
         read = self.get
-        if getattr(self._local, "retry_reads", False):
+        if self.always_retry or getattr(self._local, "retry_reads", False):
             get = self.get
 
             def read(key: str) -> bytes | None:
-                return self.bookkeeping(get, key)
+                return self.with_retries(get, key)
 
         if len(keys) <= 1 or not self.adapter.parallel_reads:
             return [read(key) for key in keys]
@@ -198,8 +219,25 @@ class StorageBackend(KeyValueStoreBackend):
     def _save_group(self, group_id: str, result: Any) -> Any:
         # with the date, cleanup can expire groups on storages without modified times
         meta = {"result": result.as_tuple(), "date_done": self.app.now().isoformat()}
-        self.set(self.get_key_for_group(group_id), self.encode(meta))
+        payload = self.encode(meta)
+        self._refuse_oversized("group", group_id, payload)
+        self.set(self.get_key_for_group(group_id), payload)
         return result
+
+    def _refuse_oversized(self, kind: str, ident: str, payload: bytes) -> None:
+        """ResultTooLarge, before anything is written, for a payload over the limit."""
+        if len(payload) > self.max_size:
+            raise self._too_large(kind, ident, len(payload))
+
+    def _too_large(self, kind: str, ident: str, size: int, exception: str = "") -> ResultTooLarge:
+        what = f"The {exception}failure" if exception else "The result"
+        return ResultTooLarge(
+            f"{what} of {kind} {ident!r} is {size} bytes as stored, over the {self.max_size}-byte "
+            f"limit of {MAX_SIZE_SETTING}: it was not stored. Return something smaller (large "
+            "outputs belong in files; return their names), or raise the limit.",
+            ident,
+            size,
+        )
 
     # -- encoding --------------------------------------------------------------
 
@@ -217,7 +255,7 @@ class StorageBackend(KeyValueStoreBackend):
     # -- reading results: what the storage returns is input too ------------------
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
-        payload = self.get(self.get_key_for_task(task_id))
+        payload = self._read(self.get_key_for_task(task_id), ("task", bytes_to_str(task_id)))
         if not payload:
             return {"status": states.PENDING, "result": None}
         return self._task_meta(bytes_to_str(task_id), payload)
@@ -249,7 +287,7 @@ class StorageBackend(KeyValueStoreBackend):
             raise self._not_a_result("task", task_id, problem) from None
 
     def _restore_group(self, group_id: str) -> dict[str, Any] | None:
-        payload = self.get(self.get_key_for_group(group_id))
+        payload = self._read(self.get_key_for_group(group_id), ("group", group_id))
         if not payload:
             return None
         try:
@@ -286,11 +324,24 @@ class StorageBackend(KeyValueStoreBackend):
         meta["task_id"] = bytes_to_str(task_id)
         name = self.get_key_for_task(task_id)
         payload = self.encode(meta)
+        if len(payload) > self.max_size and state in states.EXCEPTION_STATES:
+            # a failure is stored whatever its size: its exception and traceback give way
+            error = self._too_large("task", meta["task_id"], len(payload), _exception_name(result))
+            meta = self._get_result_meta(
+                result=self.encode_result(error, state), state=state, traceback=None, request=request
+            )
+            meta["task_id"] = bytes_to_str(task_id)
+            payload = self.encode(meta)
+        self._refuse_oversized("task", meta["task_id"], payload)
         if self.adapter.conditional_writes:
             self._store_conditionally(task_id, name, payload, final=state == states.SUCCESS)
         else:
             # Celery's rule, with one read: a late duplicate never overwrites SUCCESS.
-            if self._stored_status(task_id, self.adapter.read(name)) != states.SUCCESS:
+            try:
+                status = self._stored_status(task_id, self.adapter.read(name))
+            except StoredObjectTooLarge:
+                status = None  # not a result: the task's own write replaces it
+            if status != states.SUCCESS:
                 self.set(name, payload)
         return result
 
@@ -311,7 +362,13 @@ class StorageBackend(KeyValueStoreBackend):
                 return
             except VersionMismatch:
                 pass
-            current = adapter.read(name)
+            try:
+                current = adapter.read(name)
+            except StoredObjectTooLarge as exc:  # not a result: the task's own write replaces it
+                if exc.version is None:
+                    raise RuntimeError(f"{adapter!r} returned no version for {name!r}") from None
+                mode = Update(exc.version)
+                continue
             if current is None:
                 mode = CREATE
                 continue
@@ -325,7 +382,10 @@ class StorageBackend(KeyValueStoreBackend):
 
     def task_result_exists(self, task_id: str) -> bool:
         """Whether a result is stored for the task (one read), on every Celery version."""
-        return self.adapter.read(self.get_key_for_task(task_id)) is not None
+        try:
+            return self.adapter.read(self.get_key_for_task(task_id)) is not None
+        except StoredObjectTooLarge:
+            return True
 
     # -- chords ------------------------------------------------------------------
 
@@ -366,7 +426,7 @@ class StorageBackend(KeyValueStoreBackend):
 
     def _fire_chord(self, group_id: str, callback: Any, elected: str | None = None) -> None:
         """Join the header results (parallel reads in batches) and send the callback."""
-        header = self.bookkeeping(self.restore_group, group_id, cache=False)
+        header = self.with_retries(self.restore_group, group_id, cache=False)
         if header is None:
             # The group record goes before the markers: a finisher elected
             # after another fired the chord and cleaned up finds no group.
@@ -393,13 +453,14 @@ class StorageBackend(KeyValueStoreBackend):
             logger.exception("Chord %s: the callback could not be sent", group_id)
             self.chord_error_from_stack(callback, ChordError(f"Callback error: {exc!r}"))
         finally:
-            self.bookkeeping(self.delete, self.get_key_for_group(group_id))  # first: see above
+            self.with_retries(self.delete, self.get_key_for_group(group_id))  # first: see above
             self.chord_counter.forget(group_id)
 
-    def bookkeeping(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def with_retries(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """call(), with transient errors retried by Celery's backoff settings
-        whatever result_backend_always_retry says: a failed chord is permanent.
-        A VersionMismatch is an answer, not an error: it is raised at once."""
+        (chord bookkeeping uses it whatever result_backend_always_retry says:
+        a failed chord is permanent). A VersionMismatch is an answer, not an
+        error: it is raised at once."""
         retries = 0
         while True:
             try:
@@ -411,7 +472,7 @@ class StorageBackend(KeyValueStoreBackend):
                     raise
                 retries += 1
                 logger.warning(
-                    "Chord bookkeeping: %s failed (%s), retry %d",
+                    "Storage call %s failed (%s), retry %d",
                     _call_name(call),
                     type(exc).__name__,
                     retries,
@@ -425,7 +486,7 @@ class StorageBackend(KeyValueStoreBackend):
 
     @contextlib.contextmanager
     def _retrying_reads(self) -> Iterator[None]:
-        """Within: mget() retries transient errors like bookkeeping (the chord's own join)."""
+        """Within: mget() retries transient errors (the chord's own join)."""
         self._local.retry_reads = True
         try:
             yield
@@ -540,17 +601,17 @@ class BookkeepingStore:
         self.backend = backend
 
     def read_decoded(self, name: str) -> DecodedObject | None:
-        return self.backend.bookkeeping(self.backend.read_decoded, name)
+        return self.backend.with_retries(self.backend.read_decoded, name)
 
     def write_encoded(self, name: str, value: Any, mode: PutMode = OVERWRITE) -> str | None:
-        return self.backend.bookkeeping(self.backend.write_encoded, name, value, mode)
+        return self.backend.with_retries(self.backend.write_encoded, name, value, mode)
 
     def list_names(self, prefix: str) -> list[str]:
-        return self.backend.bookkeeping(self.backend.list_names, prefix)
+        return self.backend.with_retries(self.backend.list_names, prefix)
 
     def delete_names(self, names: Iterable[str]) -> None:
         names = list(names)
-        self.backend.bookkeeping(self.backend.delete_names, names)
+        self.backend.with_retries(self.backend.delete_names, names)
 
 
 def _call_name(call: Callable[..., Any]) -> str:
@@ -583,6 +644,12 @@ def _result_problem(meta: Any, task_id: str) -> str | None:
     if bytes_to_str(meta.get("task_id") or "") != task_id:
         return "it is not stored for this task id"
     return None
+
+
+def _exception_name(prepared: Any) -> str:
+    """The type of an exception as Celery prepared it for storing, to name it in a message."""
+    name = prepared.get("exc_type") if isinstance(prepared, dict) else type(prepared).__name__
+    return f"{name} " if isinstance(name, str) and name.isidentifier() else ""
 
 
 def _stored_bytes(stored: StoredObject) -> bytes:

@@ -41,6 +41,11 @@ ADAPTER_SETTING = "CELERY_RESULT_STORAGE_ADAPTER (result_storage_adapter)"
 SAFE_TO_RETRY_SETTING = "CELERY_RESULT_SAFE_TO_RETRY (result_safe_to_retry)"
 CONCURRENCY_SETTING = "result_storage_concurrency"
 DEFAULT_CONCURRENCY = 16
+MAX_SIZE_SETTING = "CELERY_RESULT_STORAGE_MAX_SIZE (result_storage_max_size)"
+#: The largest stored result, in bytes: far above any result a task should
+#: return (big outputs belong in files, their names in the result), far
+#: below what would exhaust a worker's or a web process's memory.
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 DEFAULT_FOLDER = "celery-results"
 
 
@@ -86,6 +91,8 @@ class BackendSettings:
     compression: str | None
     safe_to_retry: tuple[type[BaseException], ...]
     concurrency: int
+    #: Results larger than this many bytes (as stored) are neither written nor read.
+    max_size: int = DEFAULT_MAX_SIZE
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> BackendSettings:
@@ -93,7 +100,10 @@ class BackendSettings:
             storage=resolve(conf),
             compression=_compression(conf.get("result_compression")),
             safe_to_retry=_exception_classes(conf.get("result_safe_to_retry")),
-            concurrency=_positive_int(conf.get("result_storage_concurrency"), DEFAULT_CONCURRENCY),
+            concurrency=_positive_int(
+                conf.get("result_storage_concurrency"), DEFAULT_CONCURRENCY, CONCURRENCY_SETTING
+            ),
+            max_size=_positive_int(conf.get("result_storage_max_size"), DEFAULT_MAX_SIZE, MAX_SIZE_SETTING),
         )
 
 
@@ -110,11 +120,11 @@ def _compression(method: str | None) -> str | None:
     return method
 
 
-def _positive_int(value: Any, default: int) -> int:
+def _positive_int(value: Any, default: int, setting: str) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ImproperlyConfigured(f"{CONCURRENCY_SETTING} must be a positive integer, not {value!r}")
+        raise ImproperlyConfigured(f"{setting} must be a positive integer, not {value!r}")
     return value
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from typing import TypeVar, cast
 
 from celery.exceptions import BackendError
 from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
 from django.core.exceptions import ImproperlyConfigured as DjangoImproperlyConfigured
+from kombu.exceptions import EncodeError
 
 
 class ImproperlyConfigured(CeleryImproperlyConfigured, DjangoImproperlyConfigured):
@@ -48,6 +50,35 @@ class InvalidStoredResult(BackendError, ValueError):
         self.task_id = task_id
 
 
+class ResultTooLarge(EncodeError, BackendError):
+    """A result is larger than result_storage_max_size: nothing was stored.
+
+    An EncodeError, so Celery's worker stores the task as FAILURE with this
+    error instead (as for a result the serializer cannot encode). The only
+    constructor argument is the message (naming the task and the limit), so
+    Celery restores it from a stored FAILURE as it was raised.
+    """
+
+    def __init__(self, message: str, task_id: str | None = None, size: int | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.size = size
+
+
+class StoredObjectTooLarge(Exception):
+    """An adapter's read refused an object larger than the limit it was given.
+
+    ``size`` is the object's size where the store said it (None: more than
+    the limit); ``version`` its version where known, so a task's own write
+    can still replace it.
+    """
+
+    def __init__(self, size: int | None, version: str | None = None) -> None:
+        super().__init__(size)
+        self.size = size
+        self.version = version
+
+
 class ResultStoreMisconfigured(ImproperlyConfigured):
     """The store refuses every request for results: the bucket (container) does
     not exist, or the credentials are rejected or may not read results.
@@ -76,21 +107,54 @@ class ResultStoreMisconfigured(ImproperlyConfigured):
     @classmethod
     def wrapping(cls, message: str, cause: BaseException) -> ResultStoreMisconfigured:
         """The error for a store error: also an instance of the cause's class, with its attributes."""
-        both = _with_store_class(type(cause))  # type: ignore[arg-type]  # classes are hashable
-        if both is None:
-            return cls(message, cause)
-        error = both.__new__(both)
-        error.__dict__.update(vars(cause))
-        Exception.__init__(error, message)
-        error.cause = cause
-        return error
+        return _wrapping(cls, message, cause)
+
+
+class StoreRequestFailed(BackendError):
+    """A request to the store failed (refused, throttled, reset, timed out).
+
+    The message says what was done to which result in which store (never a
+    credential) and the store's own answer. Like ResultStoreMisconfigured it
+    is also an instance of the store error's class, so retry rules and code
+    that caught the SDK's error keep working; ``cause`` is that error.
+    """
+
+    cause: BaseException | None = None
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (StoreRequestFailed, (str(self),))
+
+    @classmethod
+    def wrapping(cls, message: str, cause: BaseException) -> StoreRequestFailed:
+        return _wrapping(cls, message, cause)
+
+
+E = TypeVar("E", ResultStoreMisconfigured, StoreRequestFailed)
+
+
+def _wrapping(ours: type[E], message: str, cause: BaseException) -> E:
+    both = _with_store_class(ours, type(cause))  # type: ignore[arg-type]  # classes are hashable
+    if both is None:
+        return ours(message, cause)
+    error = cast(E, both.__new__(both))  # type: ignore[call-overload]
+    error.__dict__.update(vars(cause))
+    Exception.__init__(error, message)
+    error.cause = cause
+    return error
 
 
 @functools.cache
-def _with_store_class(store_error: type[BaseException]) -> type[ResultStoreMisconfigured] | None:
+def _with_store_class(ours: type[E], store_error: type[BaseException]) -> type[E] | None:
     try:
-        # named like the base: logs and tracebacks read ResultStoreMisconfigured(...)
-        namespace = {"__module__": __name__, "__qualname__": ResultStoreMisconfigured.__qualname__}
-        return type(ResultStoreMisconfigured.__name__, (ResultStoreMisconfigured, store_error), namespace)
+        # named like ours: logs and tracebacks read ResultStoreMisconfigured(...)
+        namespace = {"__module__": __name__, "__qualname__": ours.__qualname__}
+        return type(ours.__name__, (ours, store_error), namespace)
     except TypeError:  # incompatible bases: the plain error will do
         return None

@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
 
-from .adapters import OVERWRITE, Content, ListedObject, PutMode, StorageAdapter, StoredObject
+from .adapters import (
+    OVERWRITE,
+    Content,
+    ListedObject,
+    PutMode,
+    StorageAdapter,
+    StoredObject,
+    read_at_most,
+)
 from .folders import class_paths, folder_of
 from .redact import StorageError
 
@@ -51,7 +59,8 @@ class GenericAdapter(StorageAdapter):
             for attempt in range(1, READ_ATTEMPTS + 1):
                 try:
                     with self.storage.open(name, "rb") as handle:
-                        data = handle.read()
+                        # the storage's file object may have buffered it all: we never copy more
+                        data = read_at_most(handle, self.read_limit)
                     break
                 except Exception as exc:
                     if self._is_missing(exc, name):

@@ -32,6 +32,7 @@ from django_storage_celery_results.adapters import (
     StorageAdapter,
     StoredObject,
     Update,
+    refuse_oversized,
 )
 from django_storage_celery_results.exceptions import VersionMismatch
 
@@ -115,6 +116,7 @@ class FileSystemAdapter(StorageAdapter):
         try:
             with open(self._path(name), "rb") as handle:
                 stat = os.fstat(handle.fileno())
+                refuse_oversized(stat.st_size, self.read_limit, _version(stat))
                 return StoredObject(handle.read(), _version(stat))
         except FileNotFoundError:
             return None

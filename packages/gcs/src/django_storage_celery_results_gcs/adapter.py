@@ -12,6 +12,8 @@ google-cloud-storage APIs it needs are in ``internals.py``.
 
 from __future__ import annotations
 
+import datetime
+import io
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +32,7 @@ from django_storage_celery_results.adapters import (
     Update,
 )
 from django_storage_celery_results.errors import Kind
-from django_storage_celery_results.exceptions import ImproperlyConfigured
+from django_storage_celery_results.exceptions import ImproperlyConfigured, StoredObjectTooLarge
 
 from . import internals
 from .batch import BATCH_LIMIT, delete_objects
@@ -38,6 +40,19 @@ from .errors import ERRORS, NotFoundReads
 
 #: Blob properties the adapter sets itself from the result's labels.
 LABELS = ("content_type", "content_encoding")
+
+
+class BoundedBuffer(io.BytesIO):
+    """The download's bytes, refused (StoredObjectTooLarge) past limit bytes."""
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def write(self, data: Any) -> int:
+        if self.limit is not None and self.tell() + len(data) > self.limit:
+            raise StoredObjectTooLarge(None)
+        return super().write(data)
 
 
 class GCSAdapter(ObjectStoreAdapter):
@@ -84,9 +99,19 @@ class GCSAdapter(ObjectStoreAdapter):
 
     def get(self, key: str) -> StoredObject:
         blob = self.blob(key)
-        # Raw: the stored bytes as they are. requests would otherwise undo a
-        # deflate/br/zstd Content-Encoding that the backend undoes itself.
-        data = blob.download_as_bytes(raw_download=True, retry=self.retry)
+        buffer = BoundedBuffer(self.read_limit)
+        try:
+            # Raw: the stored bytes as they are. requests would otherwise undo a
+            # deflate/br/zstd Content-Encoding that the backend undoes itself.
+            blob.download_to_file(buffer, raw_download=True, retry=self.retry)
+        except StoredObjectTooLarge:
+            # the media download streams without saying the size first: ask for
+            # it (and the generation a write can replace) on this error path only
+            found = self.bucket.get_blob(key, retry=self.retry)
+            raise StoredObjectTooLarge(
+                found.size if found else None, str(found.generation) if found else None
+            ) from None
+        data = buffer.getvalue()
         generation = blob.generation  # from the download's x-goog-generation header
         return StoredObject(data, None if generation is None else str(generation), blob.content_encoding)
 

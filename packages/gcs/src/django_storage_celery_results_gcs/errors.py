@@ -19,12 +19,15 @@ from google.auth.exceptions import (
     TransportError,
 )
 from google.cloud.storage.exceptions import DataCorruption
+from urllib3.exceptions import ProtocolError
 
 from django_storage_celery_results.adapters import RETRYABLE_STATUSES
 from django_storage_celery_results.errors import Kind, StoreErrors
 
-#: No answer: connection refused or reset, a timeout, a body cut short.
+#: No answer: connection refused or reset, a timeout, a body cut short (a raw
+#: download reads urllib3's stream, so its error comes unwrapped).
 NO_ANSWER = (
+    ProtocolError,
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
@@ -62,7 +65,13 @@ def kind(exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
 
 
 ERRORS = StoreErrors(
-    raised=(exceptions.GoogleAPIError, GoogleAuthError, requests.RequestException, DataCorruption),
+    raised=(
+        exceptions.GoogleAPIError,
+        GoogleAuthError,
+        requests.RequestException,
+        DataCorruption,
+        ProtocolError,
+    ),
     kind=kind,
     code=code,
 )

@@ -24,6 +24,7 @@ from django_storage_celery_results.adapters import (
     PutMode,
     StoredObject,
     Update,
+    refuse_oversized,
 )
 from django_storage_celery_results.errors import Kind
 
@@ -76,6 +77,8 @@ class S3Adapter(ObjectStoreAdapter):
     def get(self, key: str) -> StoredObject:
         response = self.client.get_object(Bucket=self.bucket_name, Key=key, **self._read_parameters(key))
         with response["Body"] as body:
+            # the headers say the size: an oversized body is closed unread
+            refuse_oversized(response.get("ContentLength"), self.read_limit, response.get("ETag"))
             data = body.read()
         return StoredObject(data, response.get("ETag"), response.get("ContentEncoding"))
 

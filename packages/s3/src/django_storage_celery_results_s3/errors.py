@@ -16,6 +16,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from urllib3.exceptions import ProtocolError
 
 from django_storage_celery_results.adapters import RETRYABLE_STATUSES
 from django_storage_celery_results.errors import Kind, StoreErrors
@@ -58,7 +59,8 @@ def code(exc: BaseException) -> str:
 def kind(exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return Kind.CREDENTIALS
-    if isinstance(exc, (HTTPClientError, BotoConnectionError)):  # no answer: refused, reset, timed out
+    # no answer: refused, reset, timed out, or a body cut short (urllib3's error, as botocore passes it on)
+    if isinstance(exc, (HTTPClientError, BotoConnectionError, ProtocolError)):
         return Kind.UNREACHABLE
     if not isinstance(exc, ClientError):
         return None
@@ -78,7 +80,7 @@ def kind(exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
     return None
 
 
-ERRORS = StoreErrors(raised=(ClientError, BotoCoreError), kind=kind, code=code)
+ERRORS = StoreErrors(raised=(ClientError, BotoCoreError, ProtocolError), kind=kind, code=code)
 
 
 class ForbiddenReads:

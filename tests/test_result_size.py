@@ -1,0 +1,158 @@
+"""The result size limit (result_storage_max_size): a result over it is never
+stored, and a stored object over it is never read whole, on the folder, the
+generic adapter and every object store."""
+
+from __future__ import annotations
+
+import pytest
+from celery import states
+from celery.result import AsyncResult
+
+from django_storage_celery_results.exceptions import (
+    ImproperlyConfigured,
+    InvalidStoredResult,
+    ResultTooLarge,
+)
+from support.stores import STORES
+
+TASK = "5d1c3e0a-9f8e-4b7a-8c6d-2e1f0a9b8c7d"
+LIMIT = 2000
+
+
+@pytest.fixture(params=["filesystem", "generic", *STORES])
+def storage(request, make_app, results_dir):
+    """(app with a 2,000-byte limit, the object store under test or None)."""
+    if request.param in ("filesystem", "generic"):
+        adapter = "generic" if request.param == "generic" else "auto"
+        app = make_app(
+            result_storage="filesystem",
+            result_storage_config={"location": str(results_dir)},
+            result_storage_adapter=adapter,
+            result_storage_max_size=LIMIT,
+        )
+        return app, None
+    store = request.getfixturevalue("fresh_store")(request.param)
+    return store.app(make_app, result_storage_max_size=LIMIT), store
+
+
+def plant(app, size: int, task_id: str = TASK) -> None:
+    backend = app.backend
+    backend.adapter.put(backend.get_key_for_task(task_id), b"x" * size)
+
+
+def test_a_result_over_the_limit_is_refused_and_nothing_is_stored(storage):
+    app, _store = storage
+    backend = app.backend
+    backend.store_result(TASK, None, states.STARTED)
+    with pytest.raises(ResultTooLarge) as refused:
+        backend.store_result(TASK, "y" * LIMIT, states.SUCCESS)
+    message = str(refused.value)
+    assert TASK in message and f"{LIMIT}-byte limit" in message
+    assert "result_storage_max_size" in message
+    assert "yyyy" not in message
+    assert (refused.value.task_id, refused.value.size > LIMIT) == (TASK, True)
+    # the STARTED state stays; nothing partial replaced it
+    assert backend.get_task_meta(TASK, cache=False)["status"] == states.STARTED
+
+
+def test_a_refused_result_costs_no_request(storage):
+    app, store = storage
+    if store is None:
+        pytest.skip("a folder makes no requests to count")
+    with store.proxy.counting() as seen, pytest.raises(ResultTooLarge):
+        app.backend.store_result(TASK, "y" * LIMIT, states.SUCCESS)
+    assert seen == []
+    assert store.names() == set()
+
+
+def test_a_result_under_the_limit_is_stored_and_read(storage):
+    app, _store = storage
+    value = "z" * (LIMIT - 400)  # the rest of the stored result is ~150 bytes
+    app.backend.store_result(TASK, value, states.SUCCESS)
+    assert app.backend.get_task_meta(TASK, cache=False)["result"] == value
+
+
+def test_celery_stores_the_refusal_as_the_tasks_failure(storage):
+    """What the worker does (celery.app.trace): mark_as_done raises an
+    EncodeError, so the task is stored as FAILURE with that error."""
+    app, _store = storage
+    app.conf.task_store_eager_result = True
+
+    @app.task(name="tests.too_big", shared=False)
+    def too_big():
+        return "y" * LIMIT
+
+    too_big.apply(task_id=TASK)  # eager, through Celery's tracer, storing results
+    meta = app.backend.get_task_meta(TASK, cache=False)
+    assert meta["status"] == states.FAILURE
+    with pytest.raises(ResultTooLarge, match=TASK):
+        AsyncResult(TASK, app=app).get(timeout=1)
+
+
+def test_a_failure_over_the_limit_is_stored_without_its_exception(storage):
+    app, _store = storage
+    app.backend.mark_as_failure(TASK, ValueError("e" * LIMIT))
+    failed = AsyncResult(TASK, app=app)
+    assert failed.state == states.FAILURE
+    with pytest.raises(ResultTooLarge, match=f"The ValueError failure of task '{TASK}'"):
+        failed.get(timeout=1)
+
+
+def test_a_stored_object_over_the_limit_is_an_error_naming_the_task_and_size(storage):
+    app, _store = storage
+    plant(app, LIMIT + 3000)
+    with pytest.raises(InvalidStoredResult) as raised:
+        app.backend.get_task_meta(TASK, cache=False)
+    message = str(raised.value)
+    assert TASK in message and f"{LIMIT}-byte limit" in message
+    if app.backend.adapter.conditional_writes:  # every provider adapter says the size
+        assert f"{LIMIT + 3000} bytes" in message
+    else:  # the generic adapter reads one byte past the limit and stops
+        assert f"more than {LIMIT} bytes" in message
+    with pytest.raises(InvalidStoredResult, match="limit"):
+        list(app.backend.get_many([TASK], timeout=1))
+    assert app.backend.task_result_exists(TASK)
+
+
+def test_the_tasks_own_write_replaces_an_oversized_object(storage):
+    app, _store = storage
+    plant(app, LIMIT * 3)
+    app.backend.mark_as_started(TASK)
+    app.backend.mark_as_done(TASK, 7)
+    assert AsyncResult(TASK, app=app).get(timeout=1) == 7
+
+
+def test_an_oversized_read_stops_at_the_headers_where_the_store_allows(storage):
+    app, store = storage
+    if store is None:
+        pytest.skip("a folder makes no requests to count")
+    plant(app, LIMIT + 3000)
+    with store.proxy.counting() as seen, pytest.raises(InvalidStoredResult):
+        app.backend.get_task_meta(TASK, cache=False)
+    # S3 and Azure say the size with the first answer; GCS streams the media and is
+    # asked for the size (one metadata request) only once the limit is passed
+    expected = ["read", "GET object"] if store.preset == "gcs" else ["read"]
+    assert store.calls(seen) == expected
+
+
+def test_a_group_over_the_limit_is_refused(storage):
+    app, _store = storage
+    group = app.GroupResult("g-1", [app.AsyncResult(f"task-{i:04d}-" + "x" * 30) for i in range(100)])
+    with pytest.raises(ResultTooLarge, match="'g-1'"):
+        group.save(backend=app.backend)
+    assert app.backend.restore_group("g-1", cache=False) is None
+
+
+@pytest.mark.parametrize("value", [0, -1, "64MB", 1.5, True])
+def test_the_limit_must_be_a_positive_number_of_bytes(make_app, results_dir, value):
+    app = make_app(
+        result_storage="filesystem",
+        result_storage_config={"location": str(results_dir)},
+        result_storage_max_size=value,
+    )
+    with pytest.raises(ImproperlyConfigured, match="CELERY_RESULT_STORAGE_MAX_SIZE"):
+        app.backend  # noqa: B018
+
+
+def test_the_default_limit_is_64_mib(fs_app):
+    assert fs_app.backend.max_size == 64 * 1024 * 1024
