@@ -12,7 +12,6 @@ google-cloud-storage APIs it needs are in ``internals.py``.
 
 from __future__ import annotations
 
-import datetime
 import io
 from collections.abc import Iterable
 from typing import Any
