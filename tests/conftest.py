@@ -256,3 +256,33 @@ def sftp_server(tmp_path_factory) -> Iterator:
     server = SFTPServer(tmp_path_factory.mktemp("sftp-root"))
     yield server
     server.stop()
+
+
+# -- native chords driven through the backend (test_chords, test_chord_faults) ----
+
+CHORD_STORAGES = ["filesystem", "s3"]
+
+
+@pytest.fixture(params=CHORD_STORAGES, name="chord_app")
+def chord_app_fixture(request, make_app, tmp_path):
+    if request.param == "s3":
+        config = request.getfixturevalue("s3_config")
+    else:
+        config = {"location": str(tmp_path / "results")}
+    app = make_app(
+        result_storage=request.param,
+        result_storage_config=config,
+        task_always_eager=True,
+        task_store_eager_result=True,
+    )
+    calls = tmp_path / "callback-calls"
+
+    @app.task(name="tests.record_callback", shared=False)
+    def record_callback(values):
+        total = sum(sum(value) if isinstance(value, list) else value for value in values)  # nested headers
+        with calls.open("a") as handle:
+            handle.write(f"{total}\n")
+        return total
+
+    app.calls = calls
+    return app

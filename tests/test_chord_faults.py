@@ -22,14 +22,9 @@ from hypothesis import strategies as st
 
 from django_storage_celery_results import chords
 from django_storage_celery_results.backends import StorageBackend
+from support.chords import callback_lines, finish, start_chord
 from support.faults import lost_answer, xml_error
 from support.stores.s3 import no_sdk_retries
-from tests.test_chords import (
-    callback_lines,
-    chord_app_fixture,  # noqa: F401 - the fixture "chord_app"
-    finish,
-    start_chord,
-)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ test_e2e.py.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 
 import pytest
@@ -19,59 +18,9 @@ from celery.app.task import Context
 from celery.exceptions import ChordError
 
 from django_storage_celery_results import chords
+from support.chords import callback_lines, finish, start_chord
 from support.faults import Fault
 from support.stores.s3 import calls
-
-STORAGES = ["filesystem", "s3"]
-
-
-@pytest.fixture(params=STORAGES, name="chord_app")
-def chord_app_fixture(request, make_app, tmp_path):
-    if request.param == "s3":
-        config = request.getfixturevalue("s3_config")
-    else:
-        config = {"location": str(tmp_path / "results")}
-    app = make_app(
-        result_storage=request.param,
-        result_storage_config=config,
-        task_always_eager=True,
-        task_store_eager_result=True,
-    )
-    calls = tmp_path / "callback-calls"
-
-    @app.task(name="tests.record_callback", shared=False)
-    def record_callback(values):
-        total = sum(sum(value) if isinstance(value, list) else value for value in values)  # nested headers
-        with calls.open("a") as handle:
-            handle.write(f"{total}\n")
-        return total
-
-    app.calls = calls
-    return app
-
-
-def start_chord(app, size: int):
-    """What chord.apply_async does before the header runs; returns (group id, task ids, callback)."""
-    group_id = str(uuid.uuid4())
-    task_ids = [str(uuid.uuid4()) for _ in range(size)]
-    header = [app.AsyncResult(task_id) for task_id in task_ids]
-    callback = app.signature("tests.record_callback")
-    callback.freeze()
-    app.backend.apply_chord((group_id, header), callback)
-    app.backend.set_chord_size(group_id, size)
-    return group_id, task_ids, callback
-
-
-def finish(app, group_id: str, task_id: str, callback, value=1, position: int | None = None) -> None:
-    """Store a header task's result as a worker does; position is its request.group_index."""
-    request = Context(
-        id=task_id, group=group_id, chord=dict(callback), group_index=position, delivery_info={}
-    )
-    app.backend.mark_as_done(task_id, value, request=request)
-
-
-def callback_lines(app) -> list[str]:
-    return app.calls.read_text().splitlines() if app.calls.exists() else []
 
 
 def test_the_callback_runs_once_when_the_last_header_task_finishes(chord_app):
