@@ -24,7 +24,7 @@ from django.core import checks
 from .adapters import CREATE, ObjectStoreAdapter, Update
 from .catalogue import Catalogue
 from .errors import Kind
-from .exceptions import ImproperlyConfigured, ResultStoreMisconfigured, VersionMismatch
+from .exceptions import ImproperlyConfigured, ResultStoreMisconfigured, StoreRequestFailed, VersionMismatch
 
 if TYPE_CHECKING:
     from .config import StorageConfig
@@ -165,7 +165,11 @@ class Probe:
 
     def __init__(self, adapter: ObjectStoreAdapter) -> None:
         self.adapter = adapter
-        self.errors: tuple[type[BaseException], ...] = (*adapter.errors.raised, ResultStoreMisconfigured)
+        self.errors: tuple[type[BaseException], ...] = (
+            *adapter.errors.raised,
+            ResultStoreMisconfigured,
+            StoreRequestFailed,
+        )
         self.messages: list[checks.CheckMessage] = []
 
     @classmethod
