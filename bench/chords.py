@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import setup_django
+from bench.harness import chosen_storages, setup_django
 from support.fscalls import Touched, touching
 from support.processes import RedisServer, Worker
 from support.proxy import CountingProxy
@@ -392,10 +392,7 @@ def main() -> None:
         help=f"comma-separated, of {', '.join(STORAGES)} (default: all)",
     )
     args = parser.parse_args()
-    chosen = [name.strip() for name in args.storages.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(STORAGES))
-    if unknown:
-        parser.error(f"unknown storages {unknown}: choose from {', '.join(STORAGES)}")
+    chosen = chosen_storages(parser, args.storages, STORAGES)
     # google-auth would otherwise look for the GCE metadata server (workers inherit it).
     os.environ.setdefault("NO_GCE_CHECK", "true")
     setup_django()

@@ -10,7 +10,7 @@ import argparse
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +148,16 @@ def object_store_args(doc: str | None) -> argparse.Namespace:
         help="milliseconds the proxy waits before forwarding each request, like a network round trip",
     )
     return parser.parse_args()
+
+
+def chosen_storages(parser: argparse.ArgumentParser, given: str, known: Iterable[str]) -> list[str]:
+    """The storages named in a comma-separated option, or a usage error naming the unknown ones."""
+    known = list(known)
+    chosen = [name.strip() for name in given.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        parser.error(f"unknown storages {unknown}: choose from {', '.join(known)}")
+    return chosen
 
 
 def setup_django() -> None:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import setup_django
+from bench.harness import chosen_storages, setup_django
 from support.processes import RedisServer, Worker
 from support.soak import Watcher, inject_mix, lost
 from support.stores import STORES, StoreUnderTest
@@ -276,10 +276,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--storages", default=",".join(STORAGES))
     args = parser.parse_args()
-    chosen = [name.strip() for name in args.storages.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(STORAGES))
-    if unknown:
-        parser.error(f"unknown storages {unknown}: choose from {', '.join(STORAGES)}")
+    chosen = chosen_storages(parser, args.storages, STORAGES)
     os.environ.setdefault("NO_GCE_CHECK", "true")
     setup_django()
     work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
