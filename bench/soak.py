@@ -44,7 +44,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import chosen_storages, setup_django
 from support.processes import RedisServer, Worker
-from support.soak import Watcher, inject_mix, lost
+from support.soak import Watcher, client_app, inject_mix, lost
 from support.stores import STORES, StoreUnderTest
 
 STORAGES = ("filesystem", *STORES)
@@ -142,7 +142,7 @@ def storage_under_soak(name: str, work: Path) -> Iterator[tuple[StoreUnderTest |
 
 
 def soak(name: str, args: argparse.Namespace, redis_url: str, work: Path) -> Figures:
-    from celery import Celery, chord, group
+    from celery import chord, group
 
     figures = Figures(name)
     with storage_under_soak(name, work) as (store, config, worker_config, extra_env):
@@ -156,15 +156,7 @@ def soak(name: str, args: argparse.Namespace, redis_url: str, work: Path) -> Fig
         }
         log = work / f"worker-{name}.log"
         worker = Worker(env, log, concurrency=args.processes, start_timeout=300)
-        app = Celery(f"soak-{name}", set_as_current=False)
-        app.conf.update(
-            broker_url=redis_url,
-            result_backend="django-storage",
-            result_storage=name,
-            result_storage_config=config,
-            result_backend_always_retry=True,
-            accept_content=["json"],
-        )
+        app = client_app(f"soak-{name}", redis_url, name, config, result_backend_always_retry=True)
         add = app.signature("tests.add")
         try:
             # the idle store: a first batch without faults, counted

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from celery import states
+from celery import Celery, states
 
 from django_storage_celery_results.exceptions import InvalidStoredResult
 from support.faults import Fault, Sometimes, at_rate
@@ -21,6 +21,20 @@ from support.stores import StoreUnderTest
 #: How far a state is along a task's life: a reader must never see it go back.
 RANK = {states.PENDING: 0, states.RECEIVED: 1, states.STARTED: 1, states.RETRY: 2}
 FINAL = 3
+
+
+def client_app(name: str, broker_url: str, storage: str, config: dict, **conf: Any) -> Celery:
+    """The app a test or soak sends tasks and reads results with, beside a worker."""
+    app = Celery(name, set_as_current=False)
+    app.conf.update(
+        broker_url=broker_url,
+        result_backend="django-storage",
+        result_storage=storage,
+        result_storage_config=config,
+        accept_content=["json"],
+        **conf,
+    )
+    return app
 
 
 def rank(state: str) -> int:

@@ -15,7 +15,7 @@ import pytest
 from celery import Celery, group
 
 from support.processes import Worker
-from support.soak import Watcher, inject_mix, lost
+from support.soak import Watcher, client_app, inject_mix, lost
 
 pytestmark = pytest.mark.e2e
 
@@ -28,16 +28,7 @@ def start(env: dict, log: Path) -> Worker:
 
 
 def client(redis_url: str, storage: str, config: dict, **conf) -> Celery:
-    app = Celery(f"faults-{storage}", set_as_current=False)
-    app.conf.update(
-        broker_url=redis_url,
-        result_backend="django-storage",
-        result_storage=storage,
-        result_storage_config=config,
-        accept_content=["json"],
-        **conf,
-    )
-    return app
+    return client_app(f"faults-{storage}", redis_url, storage, config, **conf)
 
 
 def result_objects(store):

@@ -102,10 +102,7 @@ class GCSProbe(Probe):
             return
         self._check_bucket_access(bucket)
         if expires_seconds:
-            self.lifecycle(lambda: self._expiry_rule(bucket), expires_seconds)
-
-    def _expiry_rule(self, bucket: Any) -> tuple[str, int] | None:
-        return current_rule(self.adapter, bucket)
+            self.lifecycle(lambda: current_rule(self.adapter, bucket), expires_seconds)
 
     def _check_bucket_access(self, bucket: Any) -> None:
         config = bucket.iam_configuration
