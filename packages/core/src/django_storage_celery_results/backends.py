@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -146,9 +147,7 @@ class StorageBackend(KeyValueStoreBackend):
             problem = f"it is {size}, over the {self.max_size}-byte limit of {MAX_SIZE_SETTING}"
             if owner is not None:
                 raise self._not_a_result(*owner, problem) from None
-            raise InvalidStoredResult(
-                f"The object {name} in {self.adapter.describe()} is not a Celery result: {problem}", name
-            ) from None
+            raise self._not_a_stored_result(name, problem) from None
         return self._payload(name, stored)
 
     def _payload(self, name: str, stored: StoredObject | None) -> bytes | None:
@@ -161,20 +160,19 @@ class StorageBackend(KeyValueStoreBackend):
         try:
             return _stored_bytes(stored)
         except ValueError as exc:  # labelled with an encoding we never write
-            raise InvalidStoredResult(
-                f"The object {name} in {self.adapter.describe()} is not a Celery result: {exc}", name
-            ) from None
+            raise self._not_a_stored_result(name, str(exc)) from None
+
+    def _not_a_stored_result(self, name: str, problem: str) -> InvalidStoredResult:
+        return InvalidStoredResult(
+            f"The object {name} in {self.adapter.describe()} is not a Celery result: {problem}", name
+        )
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         # Celery retries one result's read under result_backend_always_retry but
         # not batch reads (group joins); the chord's own join always retries.
-        read = self.get
+        read: Callable[[str], bytes | None] = self.get
         if self.always_retry or getattr(self._local, "retry_reads", False):
-            get = self.get
-
-            def read(key: str) -> bytes | None:
-                return self.with_retries(get, key)
-
+            read = functools.partial(self.with_retries, self.get)
         if len(keys) <= 1 or not self.adapter.parallel_reads:
             return [read(key) for key in keys]
         values: list[bytes | None] = []
