@@ -83,6 +83,21 @@ def redis_url() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def chromium() -> Iterator:
+    """Headless Chromium (Debian's, through its chromedriver) for the session's browser tests."""
+    from support import browser
+
+    missing = browser.missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser tests need it in CI: {missing}")
+        pytest.skip(missing)
+    started = browser.Browser()
+    yield started.driver
+    started.stop()
+
+
 class Emulators:
     """Each store's emulator, started the first time a test asks for it."""
 
