@@ -148,5 +148,19 @@ class AzureAdapter(ObjectStoreAdapter):
             if not isinstance(item, BlobPrefix)
         )
 
+    def list_entries_page(
+        self, prefix: str, limit: int, cursor: str | None
+    ) -> tuple[Iterable[ListedObject], str | None]:
+        pages = self.client.walk_blobs(
+            name_starts_with=prefix, delimiter="/", results_per_page=limit, timeout=self.timeout
+        ).by_page(continuation_token=cursor)
+        page = next(pages, ())
+        entries = [
+            ListedObject(item.name, item.last_modified, item.size)
+            for item in page
+            if not isinstance(item, BlobPrefix)
+        ]
+        return entries, pages.continuation_token
+
     def url(self) -> str:
         return f"azure://{self.client.account_name}/{self.container}/{self.prefix}"

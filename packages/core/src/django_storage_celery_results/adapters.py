@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime
+import heapq
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,16 @@ class ListedObject:
     modified: datetime.datetime | None
     #: Bytes stored, where the listing tells it (object stores, a folder); else None.
     size: int | None = None
+
+
+@dataclass(frozen=True)
+class ListedPage:
+    """One page of a listing: at most the limit asked for, in name order
+    where the store lists by name, and where the next page starts."""
+
+    entries: list[ListedObject]
+    #: Opaque: hand it back to list_page() for the next page; None at the end.
+    cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,16 @@ class StorageAdapter(abc.ABC):
         prefix and are wanted, with modified times. Names are filtered before
         any per-object metadata is fetched, so unrelated objects cost nothing
         extra."""
+
+    def list_page(self, prefix: str, limit: int, cursor: str | None = None) -> ListedPage:
+        """At most limit objects whose names start with prefix, from where the
+        cursor of the previous page says, in name order.
+
+        Here for storages that list everything at once (a folder, any Django
+        Storage): one pass over the listing keeps the limit smallest names
+        after the cursor, which is the last name of the previous page."""
+        listed = self.list(lambda name: cursor is None or name > cursor, prefix=prefix)
+        return page_of(heapq.nsmallest(limit + 1, listed, key=lambda item: item.name), limit)
 
     def remove_leftovers(self, older_than: datetime.datetime) -> int:
         """Delete debris of interrupted writes older than the given time.
@@ -247,6 +268,14 @@ class ObjectStoreAdapter(StorageAdapter):
         """The objects directly under prefix as the listing gives them: key
         (as name), modified time and size, page by page as they are consumed."""
 
+    @abc.abstractmethod
+    def list_entries_page(
+        self, prefix: str, limit: int, cursor: str | None
+    ) -> tuple[Iterable[ListedObject], str | None]:
+        """One listing request for at most limit objects directly under prefix,
+        from the store's continuation token (None: the first page); the
+        objects and the token of the next page (None at the end)."""
+
     def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime | None]]:
         """(key, modified) of the objects directly under prefix."""
         return ((entry.name, entry.modified) for entry in self.list_entries(prefix))
@@ -322,6 +351,20 @@ class ObjectStoreAdapter(StorageAdapter):
             if name and wanted(name):
                 yield ListedObject(name, entry.modified, entry.size)
 
+    def list_page(self, prefix: str, limit: int, cursor: str | None = None) -> ListedPage:
+        """One listing request: the store lists keys in name order and its own
+        continuation token is the cursor."""
+        try:
+            listed, token = self.list_entries_page(self.prefix + prefix, limit, cursor or None)
+            entries = [
+                ListedObject(entry.name[len(self.prefix) :], entry.modified, entry.size)
+                for entry in listed
+                if entry.name.startswith(self.prefix) and len(entry.name) > len(self.prefix)
+            ]
+        except self.errors.raised as exc:
+            raise self.refusal(exc, "listing") from exc
+        return ListedPage(entries, token or None)
+
     def is_retryable(self, exc: BaseException) -> bool:
         return self.kind(exc) in TRANSIENT or super().is_retryable(exc)
 
@@ -369,6 +412,14 @@ class ObjectStoreAdapter(StorageAdapter):
                 f"grant {self.read_permission} on {self.url()}, or check {where}"
             )
         return ResultStoreMisconfigured.wrapping(f"{self.store} result storage: {text}.", exc)
+
+
+def page_of(smallest: Sequence[ListedObject], limit: int) -> ListedPage:
+    """A page from the limit + 1 smallest names after a cursor: the extra one
+    only tells that there is a next page, which starts after the last shown."""
+    entries = list(smallest[:limit])
+    more = len(smallest) > limit and entries
+    return ListedPage(entries, entries[-1].name if more else None)
 
 
 def refuse_oversized(size: int | None, limit: int | None, version: str | None = None) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fnmatch
 import functools
 import itertools
 import json
@@ -25,7 +24,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import click
@@ -36,6 +34,7 @@ from .backends import StorageBackend
 from .exceptions import ImproperlyConfigured
 from .inventory import CHORD, DELETE_BATCH, GROUP, KINDS, TASK, Entry, Inventory, Result
 from .redact import MASK, SECRET_NAME
+from .selection import Selection, select, select_for_purge
 
 T = TypeVar("T")
 
@@ -67,62 +66,6 @@ class Moment(click.ParamType):
         except ValueError:
             self.fail(f"{text!r} is neither an age (30m, 12h, 2d, 1w) nor an ISO 8601 date-time", param, ctx)
         return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which stored results a command is about."""
-
-    kind: str = TASK
-    states: frozenset[str] = frozenset()
-    tasks: tuple[str, ...] = ()
-    older_than: datetime.datetime | None = None
-    newer_than: datetime.datetime | None = None
-
-    @property
-    def reads_results(self) -> bool:
-        """A filter on what a result holds: each candidate must be read."""
-        return bool(self.states or self.tasks)
-
-    @property
-    def by_age(self) -> bool:
-        return self.older_than is not None or self.newer_than is not None
-
-    def age_fits(self, when: datetime.datetime | None) -> bool | None:
-        """Whether a time is inside the age filters; None when the time is unknown."""
-        if not self.by_age:
-            return True
-        if when is None:
-            return None
-        if self.older_than is not None and not when < self.older_than:
-            return False
-        return not (self.newer_than is not None and not when > self.newer_than)
-
-    def listed_fits(self, entry: Entry) -> bool:
-        """The test the listing alone can make: False only when it surely fails."""
-        return self.age_fits(entry.modified) is not False
-
-    def fits(self, result: Result) -> bool:
-        if self.age_fits(result.when) is not True:
-            return False
-        if self.states and result.state not in self.states:
-            return False
-        return not (
-            self.tasks and not any(fnmatch.fnmatchcase(result.task_name or "", t) for t in self.tasks)
-        )
-
-    def describe(self) -> str:
-        words = {TASK: "task results", GROUP: "group results", CHORD: "chord bookkeeping objects"}[self.kind]
-        parts = [words]
-        if self.states:
-            parts.append(f"in state {' or '.join(sorted(self.states))}")
-        if self.tasks:
-            parts.append(f"of task {' or '.join(self.tasks)}")
-        if self.older_than:
-            parts.append(f"older than {self.older_than.isoformat(timespec='seconds')}")
-        if self.newer_than:
-            parts.append(f"newer than {self.newer_than.isoformat(timespec='seconds')}")
-        return " ".join(parts)
 
 
 def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -414,7 +357,7 @@ def list_results(session: Session, selection: Selection, limit: int | None) -> i
     read, in parallel and bounded, and the listing stops at --limit."""
     shown = 0
     try:
-        with session.progress(select(session, selection, limit), "Listing") as rows:
+        with session.progress(select(session.inventory, selection, limit), "Listing") as rows:
             for result in itertools_limit(rows, limit):
                 if shown == 0:
                     session.say(HEADER[TASK] if selection.kind == TASK else HEADER[GROUP])
@@ -433,28 +376,6 @@ def list_results(session: Session, selection: Selection, limit: int | None) -> i
 
 def itertools_limit(items: Iterable[T], limit: int | None) -> Iterator[T]:
     return iter(items) if limit is None else itertools.islice(items, limit)
-
-
-def select(session: Session, selection: Selection, limit: int | None = None) -> Iterator[Result]:
-    """The results the selection names, read only where a task result's
-    content is shown or filtered on, or its age is not in the listing.
-
-    With a limit and no filter that needs a read, exactly that many are read;
-    with one, at most the read window (the backend's pool) more than needed."""
-    entries: Iterator[Entry] = (
-        entry for entry in session.inventory.entries([selection.kind]) if selection.listed_fits(entry)
-    )
-    if limit is not None and not (selection.reads_results or selection.by_age):
-        entries = itertools.islice(entries, limit)
-    if selection.kind != TASK:
-        for entry in entries:
-            result = Result(entry, size=entry.size)
-            if selection.age_fits(entry.modified):
-                yield result
-        return
-    for result in session.inventory.read(entries):
-        if selection.fits(result):
-            yield result
 
 
 def result_line(result: Result) -> dict[str, Any]:
@@ -712,7 +633,7 @@ def purge(
             if selection.fits(r)
         )
     else:
-        chosen = select_for_purge(session, selection)
+        chosen = select_for_purge(session.inventory, selection)
     if dry_run:
         count = 0
         for result in chosen:
@@ -743,21 +664,6 @@ def purge(
     else:
         session.say(f"Deleted {deleted} {what} from {where}.")
     return 1 if stopped else 0
-
-
-def select_for_purge(session: Session, selection: Selection) -> Iterator[Result]:
-    """As select(), but by age alone a task result is not read when the listing dates it."""
-    if selection.kind == TASK and not selection.reads_results:
-        for entry in session.inventory.entries([TASK]):
-            fits = selection.age_fits(entry.modified)
-            if fits:
-                yield Result(entry, size=entry.size)
-            elif fits is None:  # no modified time in this storage's listing: its date_done tells
-                found = session.inventory.read_one(entry)
-                if found is not None and selection.fits(found):
-                    yield found
-        return
-    yield from select(session, selection)
 
 
 # -- lifecycle ---------------------------------------------------------------------

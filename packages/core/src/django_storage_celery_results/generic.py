@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime
 import ftplib
-from collections.abc import Callable, Iterator
+import heapq
+from collections.abc import Callable, Iterable, Iterator
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
@@ -20,6 +21,7 @@ from .adapters import (
     OVERWRITE,
     Content,
     ListedObject,
+    ListedPage,
     PutMode,
     StorageAdapter,
     StoredObject,
@@ -125,20 +127,38 @@ class GenericAdapter(StorageAdapter):
         self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""
     ) -> Iterator[ListedObject]:
         with self.redacting("listing"):
+            yield from self._dated(name for name in self._names(prefix) if wanted(name))
+
+    def list_page(self, prefix: str, limit: int, cursor: str | None = None) -> ListedPage:
+        """The page's names from one listing, then the modified times of just those."""
+        with self.redacting("listing"):
+            names = heapq.nsmallest(
+                limit + 1, (n for n in self._names(prefix) if cursor is None or n > cursor)
+            )
+            more = len(names) > limit
+            entries = list(self._dated(names[:limit]))
+        return ListedPage(entries, names[limit - 1] if more else None)
+
+    def _names(self, prefix: str) -> list[str]:
+        """The names of the files directly in the storage's root starting with prefix."""
+        try:
+            _folders, files = self.storage.listdir("")
+        except Exception as exc:
+            if isinstance(exc, FileNotFoundError) or (self.folder is not None and self.folder.missing()):
+                return []  # no folder yet: nothing stored
+            raise
+        return [name for name in files if name.startswith(prefix)]
+
+    def _dated(self, names: Iterable[str]) -> Iterator[ListedObject]:
+        """The names with their modified times; a name deleted since the listing is skipped."""
+        for name in names:
             try:
-                _folders, files = self.storage.listdir("")
+                modified = self._modified_time(name)
             except Exception as exc:
-                if isinstance(exc, FileNotFoundError) or (self.folder is not None and self.folder.missing()):
-                    return  # no folder yet: nothing stored
+                if self._is_missing(exc, name):
+                    continue  # deleted since the listing
                 raise
-            for name in (name for name in files if name.startswith(prefix) and wanted(name)):
-                try:
-                    modified = self._modified_time(name)
-                except Exception as exc:
-                    if self._is_missing(exc, name):
-                        continue  # deleted since the listing
-                    raise
-                yield ListedObject(name, modified)
+            yield ListedObject(name, modified)
 
     def _modified_time(self, name: str) -> datetime.datetime | None:
         if not self.modified_times:

@@ -148,3 +148,19 @@ class GCSAdapter(ObjectStoreAdapter):
             retry=self.retry,
         )
         return (ListedObject(blob.name, blob.updated, blob.size) for blob in blobs)
+
+    def list_entries_page(
+        self, prefix: str, limit: int, cursor: str | None
+    ) -> tuple[Iterable[ListedObject], str | None]:
+        blobs = self.client.list_blobs(
+            self.bucket,
+            prefix=prefix,
+            delimiter="/",
+            max_results=limit,
+            page_token=cursor,
+            fields="items(name,updated,size),nextPageToken",
+            retry=self.retry,
+        )
+        page = next(blobs.pages, ())
+        entries = [ListedObject(blob.name, blob.updated, blob.size) for blob in page]
+        return entries, blobs.next_page_token

@@ -119,3 +119,16 @@ class S3Adapter(ObjectStoreAdapter):
             for page in pages
             for item in page.get("Contents", ())
         )
+
+    def list_entries_page(
+        self, prefix: str, limit: int, cursor: str | None
+    ) -> tuple[Iterable[ListedObject], str | None]:
+        more = {"ContinuationToken": cursor} if cursor else {}
+        page = self.client.list_objects_v2(
+            Bucket=self.bucket_name, Prefix=prefix, Delimiter="/", MaxKeys=limit, **more
+        )
+        entries = [
+            ListedObject(item["Key"], item["LastModified"], item.get("Size"))
+            for item in page.get("Contents", ())
+        ]
+        return entries, page.get("NextContinuationToken") if page.get("IsTruncated") else None
