@@ -50,6 +50,17 @@ class Entry:
     modified: datetime.datetime | None
 
 
+@dataclass(frozen=True)
+class EntryPage:
+    """One page of a listing: its entries and where the next one starts."""
+
+    entries: list[Entry]
+    #: Names the listing gave (some may not be results of this backend).
+    listed: int
+    #: Opaque; None on the last page.
+    cursor: str | None
+
+
 @dataclass
 class Result:
     """An entry with what is stored in it, decoded."""
@@ -137,6 +148,19 @@ class Inventory:
         common = os.path.commonprefix(list(prefixes))  # noqa: RUF071  (names, not paths)
         for item in self.adapter.list(lambda name: name.startswith(prefixes), prefix=common):
             yield self.entry(item.name, item.size, item.modified)
+
+    def page(self, limit: int, cursor: str | None = None, kind: str = TASK, id_prefix: str = "") -> EntryPage:
+        """At most limit entries of one kind from one listing request (on an
+        object store), from the cursor of the previous page, in name order
+        (the id's order: a store lists names, not dates); id_prefix, the start
+        of a plain id, narrows the listing to the names it starts."""
+        prefix = {TASK: self.backend.task_keyprefix, GROUP: self.backend.group_keyprefix}[kind]
+        listed = self.adapter.list_page(prefix + id_prefix, limit, cursor)
+        entries = [self.entry(item.name, item.size, item.modified) for item in listed.entries]
+        # chord bookkeeping (names with ~) and other programs' objects have no id here
+        return EntryPage(
+            [entry for entry in entries if entry.id is not None], len(listed.entries), listed.cursor
+        )
 
     def task_entry(self, task_id: str, group: bool = False) -> Entry:
         """The entry where a task's (or group's) result would be stored; nothing is read."""
