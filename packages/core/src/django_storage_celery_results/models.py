@@ -2,6 +2,8 @@
 two permissions that guard the results pages (view, delete), grantable per
 user and group. Results stay in the storage; nothing is ever saved here."""
 
+from __future__ import annotations
+
 from django.db import models
 
 
