@@ -22,7 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.dateparse import parse_date, parse_datetime
 
 from . import browse
-from .exceptions import ImproperlyConfigured, InvalidResultId
+from .exceptions import ImproperlyConfigured, InvalidResultId, StoredObjectTooLarge, StoreRequestFailed
 from .inventory import DELETE_BATCH, GROUP, KINDS, TASK, Inventory, Result
 from .models import StoredResult
 from .selection import Selection, select_for_purge
@@ -96,7 +96,7 @@ class StoredResultAdmin(admin.ModelAdmin):
         try:
             inventory = self._inventory()
             page = browse.list_page(inventory, query, cursor)
-        except (ImproperlyConfigured, InvalidResultId) as exc:
+        except (ImproperlyConfigured, InvalidResultId, StoreRequestFailed) as exc:
             return self._misconfigured(request, exc)
         params: dict[str, str] = {key: str(value) for key, value in request.GET.items() if key != "cursor"}
         rows = [self._row(result, query.kind) for result in page.rows]
@@ -204,7 +204,7 @@ class StoredResultAdmin(admin.ModelAdmin):
         self._require(request)
         try:
             inventory, result, ident = self._read(request, object_id, kind)
-        except ImproperlyConfigured as exc:
+        except (ImproperlyConfigured, StoreRequestFailed) as exc:
             return self._misconfigured(request, exc)
         meta = dict(result.meta or {})
         fields = []
@@ -268,7 +268,14 @@ class StoredResultAdmin(admin.ModelAdmin):
             entry = browse.entry_for(inventory, unquote(object_id), kind)
         except InvalidResultId as exc:
             raise Http404(str(exc)) from None
-        data = inventory.raw(entry)
+        try:
+            data = inventory.raw(entry)
+        except StoredObjectTooLarge:
+            return HttpResponse(
+                f"The stored object is larger than result_storage_max_size ({inventory.backend.max_size} bytes).",
+                status=413,
+                content_type="text/plain",
+            )
         if data is None:
             raise Http404("Nothing is stored under this id.")
         response = HttpResponse(data, content_type="application/octet-stream")

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from celery.utils.time import maybe_iso8601, maybe_make_aware
 
 from .backends import _result_problem
-from .exceptions import InvalidStoredResult
+from .config import MAX_SIZE_SETTING
+from .exceptions import InvalidStoredResult, StoredObjectTooLarge
 
 if TYPE_CHECKING:
     from .backends import StorageBackend
@@ -206,7 +207,13 @@ class Inventory:
     def read_one(self, entry: Entry) -> Result | None:
         """The decoded result of one entry; None when nothing is stored under its name."""
         backend = self.backend
-        stored = self.adapter.read(entry.name)
+        try:
+            stored = self.adapter.read(entry.name)
+        except StoredObjectTooLarge as exc:
+            size = exc.size if exc.size is not None else entry.size
+            return Result(
+                entry, None, f"it is larger than {MAX_SIZE_SETTING}, {backend.max_size} bytes", size
+            )
         if stored is None or not stored.data:
             return None
         size = entry.size if entry.size is not None else len(stored.data)
