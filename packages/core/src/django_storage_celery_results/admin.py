@@ -271,8 +271,9 @@ class StoredResultAdmin(admin.ModelAdmin):
         try:
             data = inventory.raw(entry)
         except StoredObjectTooLarge:
+            limit = inventory.backend.max_size
             return HttpResponse(
-                f"The stored object is larger than result_storage_max_size ({inventory.backend.max_size} bytes).",
+                f"The stored object is larger than result_storage_max_size ({limit} bytes).",
                 status=413,
                 content_type="text/plain",
             )
