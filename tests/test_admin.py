@@ -464,3 +464,37 @@ def test_a_project_without_our_backend_gets_a_page_saying_so(make_app, viewer):
         assert status.status_code == 503 and "not django-storage" in status.json()["error"]
     finally:
         previous.set_current()
+
+
+def test_any_storage_pages_by_name_and_dates_only_the_page(make_app, tmp_path, viewer, monkeypatch):
+    """The generic adapter: one listdir a page, a modified time for each name shown."""
+    from support.storages import ThirdPartyFolderStorage
+
+    app = make_app(
+        result_storage="support.storages.ThirdPartyFolderStorage",
+        result_storage_config={"location": str(tmp_path)},
+        result_extended=True,
+    )
+    previous = get_current_app()
+    app.set_current()
+    try:
+        ids = sorted(str(uuid.uuid4()) for _ in range(7))
+        for task_id in ids:
+            app.backend.store_result(task_id, 1, states.SUCCESS, request=_request("tests.add", "w1@host"))
+        asked: list[str] = []
+        modified = ThirdPartyFolderStorage.get_modified_time
+        monkeypatch.setattr(
+            ThirdPartyFolderStorage,
+            "get_modified_time",
+            lambda self, name: asked.append(name) or modified(self, name),
+        )
+        monkeypatch.setattr(browse, "PER_PAGE", 3)
+        first = viewer.get(reverse(LIST))
+        assert [row["id"] for row in first.context["rows"]] == ids[:3]
+        assert len(asked) == 3
+        second = viewer.get(reverse(LIST) + first.context["next_url"])
+        third = viewer.get(reverse(LIST) + second.context["next_url"])
+        shown = [row["id"] for page in (second, third) for row in page.context["rows"]]
+        assert shown == ids[3:] and third.context["next_url"] is None
+    finally:
+        previous.set_current()

@@ -25,7 +25,7 @@ from . import browse
 from .exceptions import ImproperlyConfigured, InvalidResultId, StoredObjectTooLarge, StoreRequestFailed
 from .inventory import DELETE_BATCH, GROUP, KINDS, TASK, Inventory, Result
 from .models import StoredResult
-from .selection import Selection, select_for_purge
+from .selection import Selection, purge
 
 TEMPLATES = "django_storage_celery_results/admin/"
 #: States offered by the state filter (PENDING is never stored; custom states show when seen).
@@ -131,7 +131,9 @@ class StoredResultAdmin(admin.ModelAdmin):
             "members": browse.member_count(result) if kind == GROUP else None,
         }
 
-    def _filters(self, query: Query, params: dict[str, str], page: browse.Page) -> list[dict[str, Any]]:
+    def _filters(
+        self, query: browse.Query, params: dict[str, str], page: browse.Page
+    ) -> list[dict[str, Any]]:
         def choice(label: str, key: str, value: str | None, selected: bool) -> dict[str, Any]:
             changed = {k: v for k, v in params.items() if k != key}
             if value is not None:
@@ -180,11 +182,11 @@ class StoredResultAdmin(admin.ModelAdmin):
 
     # -- one result --------------------------------------------------------------
 
-    def _read(self, request: HttpRequest, object_id: str, kind: str) -> tuple[Inventory, Result, str]:
+    def _read(self, object_id: str, kind: str) -> tuple[Inventory, Result, str]:
         ident = unquote(object_id)
         inventory = self._inventory()
         try:
-            entry = browse.entry_for(inventory, ident, kind)
+            entry = inventory.task_entry(ident, group=kind == GROUP)
         except InvalidResultId as exc:
             raise Http404(str(exc)) from None
         found = inventory.read_one(entry)
@@ -203,7 +205,7 @@ class StoredResultAdmin(admin.ModelAdmin):
     def _detail(self, request: HttpRequest, object_id: str, kind: str) -> HttpResponse:
         self._require(request)
         try:
-            inventory, result, ident = self._read(request, object_id, kind)
+            inventory, result, ident = self._read(object_id, kind)
         except (ImproperlyConfigured, StoreRequestFailed) as exc:
             return self._misconfigured(request, exc)
         meta = dict(result.meta or {})
@@ -265,7 +267,7 @@ class StoredResultAdmin(admin.ModelAdmin):
         self._require(request)
         inventory = self._inventory()
         try:
-            entry = browse.entry_for(inventory, unquote(object_id), kind)
+            entry = inventory.task_entry(unquote(object_id), group=kind == GROUP)
         except InvalidResultId as exc:
             raise Http404(str(exc)) from None
         try:
@@ -342,10 +344,7 @@ class StoredResultAdmin(admin.ModelAdmin):
             selection = Selection(TASK, older_than=before)
             context["selection"] = selection.describe()
             if request.method == "POST" and request.POST.get("post") == "yes":
-                deleted = 0
-                chosen = (result.entry for result in select_for_purge(inventory, selection))
-                for batch in inventory.delete(chosen, DELETE_BATCH):
-                    deleted += len(batch)
+                deleted = sum(len(batch) for batch in purge(inventory, selection, DELETE_BATCH))
                 self.message_user(
                     request,
                     f"Deleted {deleted} {selection.describe()} from {context['where']}.",
@@ -353,9 +352,6 @@ class StoredResultAdmin(admin.ModelAdmin):
                 )
                 return HttpResponseRedirect(self._url("changelist"))
         return TemplateResponse(request, TEMPLATES + "confirm_purge.html", context)
-
-
-Query = browse.Query
 
 
 def query_of(request: HttpRequest) -> browse.Query:

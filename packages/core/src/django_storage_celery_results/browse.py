@@ -22,7 +22,7 @@ from celery.result import GroupResult, result_from_tuple
 from .backends import StorageBackend
 from .checks import project_app
 from .exceptions import ImproperlyConfigured
-from .inventory import GROUP, TASK, Entry, Inventory, Result
+from .inventory import GROUP, TASK, Inventory, Result
 from .selection import Selection
 
 #: Results on a page without filters: one listing request and this many reads.
@@ -171,8 +171,3 @@ def pretty(value: Any) -> str:
         return json.dumps(value, indent=2, ensure_ascii=False, default=repr, sort_keys=False)
     except (TypeError, ValueError):
         return repr(value)
-
-
-def entry_for(inventory: Inventory, ident: str, kind: str) -> Entry:
-    """The entry of a task or group id (InvalidResultId for one that cannot be a name)."""
-    return inventory.task_entry(ident, group=kind == GROUP)
