@@ -232,6 +232,8 @@ def test_list(site, viewer):
     assert ids(q=made["fail"][0]) == set(made["fail"])
     assert ids(q="ech", field="name") == set(made["script"])
     assert ids(kind="group") == set(made["group"])
+    # a cursor from elsewhere: the store refuses it (an error page) or lists after it, never a 500
+    assert viewer.get(reverse(LIST), {"cursor": "not-a-token"}).status_code in (200, 503)
     scanned = viewer.get(reverse(LIST), {"state": "FAILURE"}).content.decode()
     assert "Scanned 5 listed task results" in scanned and "1 match." in scanned
 
@@ -372,6 +374,12 @@ def test_a_page_of_50_is_one_listing_and_50_reads(preset, fresh_store, make_app,
         assert viewer.get(reverse(LIST), {"q": ids[0][:6]}).status_code == 200
         matching = [task_id for task_id in ids if task_id.startswith(ids[0][:6])]
         assert sorted(store.calls(store.proxy.requests)) == ["list"] + ["read"] * len(matching)
+        store.proxy.reset()  # a filter on the date: the listing's times, no read
+        assert viewer.get(reverse(LIST), {"written": "older-7d"}).context["rows"] == []
+        assert store.calls(store.proxy.requests) == ["list"]
+        store.proxy.reset()  # a filter on the state: one listing of up to SCAN names, each read
+        assert len(viewer.get(reverse(LIST), {"state": "SUCCESS"}).context["rows"]) == 53
+        assert sorted(store.calls(store.proxy.requests)) == ["list"] + ["read"] * 53
     finally:
         previous.set_current()
 

@@ -110,7 +110,6 @@ class StoredResultAdmin(admin.ModelAdmin):
             per_page=browse.PER_PAGE,
             scan=browse.SCAN,
             filters=self._filters(query, params, page),
-            has_filters=True,
             active_filters=query.filtered or query.kind != TASK,
             search=query.id_search or query.name_search,
             search_field="name" if query.name_search else "id",
