@@ -309,9 +309,8 @@ class StoredResultAdmin(admin.ModelAdmin):
         except ImproperlyConfigured as exc:
             return self._misconfigured(request, exc)
         if request.method == "POST" and request.POST.get("post") == "yes":
-            for _batch in inventory.delete(entries):
-                pass
-            self.message_user(request, f"Forgot {len(entries)} task result(s).", messages.SUCCESS)
+            forgot = sum(len(batch) for batch in inventory.delete(entries))
+            self.message_user(request, f"Forgot {forgot} task result(s).", messages.SUCCESS)
             return HttpResponseRedirect(self._url("changelist"))
         context = self._context(
             request,
