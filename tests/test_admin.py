@@ -167,6 +167,11 @@ def test_migrate_creates_only_the_two_permissions(db):
         )
     )
     assert codenames == {"view_storedresult", "delete_storedresult"}
+    from django.db import connection
+
+    from django_storage_celery_results.models import StoredResult
+
+    assert StoredResult._meta.db_table not in connection.introspection.table_names()  # no table
 
 
 # -- permissions ------------------------------------------------------------------------
