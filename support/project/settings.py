@@ -20,24 +20,28 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_storage_celery_results",
 ]
-# the admin's users and sessions only: results never go to a database. The
-# test database is a file, not memory: a live server's request threads then
-# open their own connections instead of sharing the test's (which they would
-# still be closing after the server stops sharing it).
+# The admin's users, sessions and permissions (results stay in the storage);
+# workers never open it. Tests run on a copy in a file of their own, not in
+# memory: the browser tests' live server then answers in threads that open
+# their own connections instead of sharing the test's (which they would still
+# be closing after the server stopped sharing it).
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": ":memory:",
+        "NAME": os.path.join(tempfile.gettempdir(), "dscr-admin.sqlite3"),
         "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"dscr-test-db-{os.getpid()}.sqlite3")},
     }
 }
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 ROOT_URLCONF = "support.project.urls"
 MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 TEMPLATES = [
     {

@@ -151,9 +151,9 @@ class AzureAdapter(ObjectStoreAdapter):
     def list_entries_page(
         self, prefix: str, limit: int, cursor: str | None
     ) -> tuple[Iterable[ListedObject], str | None]:
-        pages = self.client.walk_blobs(
+        pages: Any = self.client.walk_blobs(
             name_starts_with=prefix, delimiter="/", results_per_page=limit, timeout=self.timeout
-        ).by_page(continuation_token=cursor)
+        ).by_page(continuation_token=cursor)  # a page iterator: its continuation_token is the next page
         page = next(pages, ())
         entries = [
             ListedObject(item.name, item.last_modified, item.size)

@@ -9,6 +9,7 @@ show a credential is raised as a redacted ``StorageError``.
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import ftplib
 import heapq
@@ -139,7 +140,7 @@ class GenericAdapter(StorageAdapter):
             entries = list(self._dated(names[:limit]))
         return ListedPage(entries, names[limit - 1] if more else None)
 
-    def _names(self, prefix: str) -> list[str]:
+    def _names(self, prefix: str) -> builtins.list[str]:
         """The names of the files directly in the storage's root starting with prefix."""
         try:
             _folders, files = self.storage.listdir("")

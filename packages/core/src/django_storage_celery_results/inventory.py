@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from celery.utils.time import maybe_iso8601, maybe_make_aware
 
 from .backends import _result_problem
-from .exceptions import InvalidStoredResult
+from .config import MAX_SIZE_SETTING
+from .exceptions import InvalidStoredResult, StoredObjectTooLarge
 
 if TYPE_CHECKING:
     from .backends import StorageBackend
@@ -48,6 +49,17 @@ class Entry:
     id: str | None
     size: int | None
     modified: datetime.datetime | None
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    """One page of a listing: its entries and where the next one starts."""
+
+    entries: list[Entry]
+    #: Names the listing gave (some may not be results of this backend).
+    listed: int
+    #: Opaque; None on the last page.
+    cursor: str | None
 
 
 @dataclass
@@ -138,6 +150,19 @@ class Inventory:
         for item in self.adapter.list(lambda name: name.startswith(prefixes), prefix=common):
             yield self.entry(item.name, item.size, item.modified)
 
+    def page(self, limit: int, cursor: str | None = None, kind: str = TASK, id_prefix: str = "") -> EntryPage:
+        """At most limit entries of one kind from one listing request (on an
+        object store), from the cursor of the previous page, in name order
+        (the id's order: a store lists names, not dates); id_prefix, the start
+        of a plain id, narrows the listing to the names it starts."""
+        prefix = {TASK: self.backend.task_keyprefix, GROUP: self.backend.group_keyprefix}[kind]
+        listed = self.adapter.list_page(prefix + id_prefix, limit, cursor)
+        entries = [self.entry(item.name, item.size, item.modified) for item in listed.entries]
+        # chord bookkeeping (names with ~) and other programs' objects have no id here
+        return EntryPage(
+            [entry for entry in entries if entry.id is not None], len(listed.entries), listed.cursor
+        )
+
     def task_entry(self, task_id: str, group: bool = False) -> Entry:
         """The entry where a task's (or group's) result would be stored; nothing is read."""
         prefix = self.backend.group_keyprefix if group else self.backend.task_keyprefix
@@ -182,7 +207,13 @@ class Inventory:
     def read_one(self, entry: Entry) -> Result | None:
         """The decoded result of one entry; None when nothing is stored under its name."""
         backend = self.backend
-        stored = self.adapter.read(entry.name)
+        try:
+            stored = self.adapter.read(entry.name)
+        except StoredObjectTooLarge as exc:
+            size = exc.size if exc.size is not None else entry.size
+            return Result(
+                entry, None, f"it is larger than {MAX_SIZE_SETTING}, {backend.max_size} bytes", size
+            )
         if stored is None or not stored.data:
             return None
         size = entry.size if entry.size is not None else len(stored.data)
