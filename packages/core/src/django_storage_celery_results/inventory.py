@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from celery.utils.time import maybe_iso8601, maybe_make_aware
 
 from .backends import _result_problem
-from .exceptions import InvalidStoredResult
+from .exceptions import InvalidStoredResult, StoredObjectTooLarge
 
 if TYPE_CHECKING:
     from .backends import StorageBackend
@@ -191,6 +191,8 @@ class Inventory:
             meta = backend.decode(payload)
         except InvalidStoredResult as exc:
             return Result(entry, None, _reason(str(exc)), size)
+        except StoredObjectTooLarge:
+            return Result(entry, None, backend.expands_past_limit(), size)
         except Exception as exc:
             return Result(entry, None, f"it does not decode ({type(exc).__name__})", size)
         if entry.kind == TASK:
