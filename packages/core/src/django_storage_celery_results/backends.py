@@ -102,6 +102,7 @@ class StorageBackend(KeyValueStoreBackend):
                 if self._adapter is None:
                     adapter = self.storage_config.build_adapter()
                     adapter.read_limit = self.max_size
+                    adapter.request_timeout = self.settings.timeout
                     self._adapter = adapter
         return self._adapter
 
