@@ -276,3 +276,42 @@ def test_a_store_ignoring_conditions_is_reported_and_the_generic_fallback_holds(
     first.store_result(TASK, 42, states.SUCCESS)
     late.store_result(TASK, None, states.STARTED)
     assert stored(store, make_app)["result"] == 42
+
+
+# -- found by the soak (bench/soak.py) -------------------------------------------------
+
+
+def test_a_refusal_whose_answer_is_cut_is_still_a_conflict(store, make_app):
+    """A 412 whose body is cut short (no error code to read) still means the
+    object changed: a late duplicate leaves the stored SUCCESS alone instead
+    of failing the task (the soak lost a chord to this on S3; on GCS and
+    Azure a cut answer is a transport error, retried into the same 412)."""
+    backend = app_for(store, make_app, "cut", result_backend_always_retry=True).backend
+    backend.store_result(TASK, None, states.STARTED)
+    store.app(make_app).backend.store_result(TASK, 42, states.SUCCESS)  # another delivery's write
+    store.proxy.inject(fault(store, "cut", "write"))
+    backend.store_result(TASK, None, states.STARTED)  # refused (412), its answer cut
+    assert store.proxy.faults[0].times == 0
+    assert (stored(store, make_app)["status"], stored(store, make_app)["result"]) == (states.SUCCESS, 42)
+
+
+def test_a_wrapped_store_error_crosses_the_prefork_pool(store, make_app):
+    """A prefork pool pickles the type of a task's exception (billiard's
+    ExceptionInfo) to send it to the main process; a StoreRequestFailed that
+    is also the store's error class must survive it (the soak saw a
+    PicklingError turn a failed store into a lost result)."""
+    import pickle
+
+    from billiard.einfo import ExceptionInfo
+
+    backend = app_for(store, make_app, "refused").backend
+    store.proxy.inject(fault(store, "refused", "write"))
+    try:
+        backend.store_result(TASK, 42, states.SUCCESS)
+    except StoreRequestFailed as exc:
+        info, error = ExceptionInfo(), exc
+    else:
+        pytest.fail("the refused write did not raise")
+    assert type(error) is not StoreRequestFailed  # also the store's own class
+    assert pickle.loads(pickle.dumps(type(error))) is StoreRequestFailed
+    assert str(pickle.loads(pickle.dumps(info)).exception) == str(error)
