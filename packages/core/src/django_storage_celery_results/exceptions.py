@@ -170,8 +170,8 @@ def _reduce_both(both: Any) -> Any:
 @functools.cache
 def _metaclass_for(store_metaclass: type) -> type:
     """_BothErrors, combined with the store error's own metaclass (google-api-core has one)."""
-    if store_metaclass is type:
-        metaclass: type = _BothErrors
+    if store_metaclass is type or issubclass(store_metaclass, _BothErrors):  # the latter: ours, wrapped again
+        metaclass: type = _BothErrors if store_metaclass is type else store_metaclass
     else:
         metaclass = type(_BothErrors.__name__, (_BothErrors, store_metaclass), {})
     copyreg.pickle(metaclass, _reduce_both)
