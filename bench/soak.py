@@ -11,8 +11,8 @@ chords `tests.add` headers with a callback that appends a line to a file
 GCS on fake-gcs-server, Azure on Azurite, each behind the counting proxy)
 the proxy injects --rate faults, every kind the same share: the store's
 503 / throttling / 500 answers, connection resets, and after the store acted
-answers lost, replaced by a 500, cut short, and (S3, Azure: a 2 s client
-read timeout) late by 3 s. The folder gets no faults (there is no network).
+answers lost, replaced by a 500, cut short, and (a 2 s client read
+timeout) late by 3 s. The folder gets no faults (there is no network).
 A second reader (a thread of this process) reads the results while they are
 written and records every state.
 
@@ -130,12 +130,14 @@ def storage_under_soak(name: str, work: Path) -> Iterator[tuple[StoreUnderTest |
     emulator = kind.start()
     try:
         store = kind(emulator, Environment())  # type: ignore[arg-type]
-        timing_out = store.timing_out(READ_TIMEOUT)
         env, worker_config = {}, store.worker_config()
         if name == "s3":  # the worker's botocore timeout, through the storage's Django setting
             env["TEST_S3_READ_TIMEOUT"] = str(READ_TIMEOUT)
-        elif timing_out is not None:
-            worker_config = {**worker_config, "client_options": timing_out["client_options"]}
+        elif name == "gcs":  # the timeout the adapter passes (result_storage_timeout)
+            env["TEST_RESULT_STORAGE_TIMEOUT"] = str(READ_TIMEOUT)
+        else:  # Azure: the BlobServiceClient's read_timeout (its 15 s first retry off, as before)
+            options = {"retry_total": 0, "read_timeout": READ_TIMEOUT}
+            worker_config = {**worker_config, "client_options": options}
         yield store, store.config, worker_config, env
     finally:
         emulator.stop()
@@ -172,7 +174,7 @@ def soak(name: str, args: argparse.Namespace, redis_url: str, work: Path) -> Fig
             ids = [call.freeze().id for call in calls]
             watcher = Watcher(app, ids)
             watcher.start()
-            late = LATE if store is not None and store.timing_out(1) is not None else None
+            late = LATE if store is not None else None
             counters = inject_mix(store, args.rate, seed=15, late=late) if store is not None else {}
             lines = [work / f"{name}-chord-{number}.lines" for number in range(args.chords)]
             chords = []

@@ -131,3 +131,24 @@ def test_the_generic_adapter_can_be_forced(tmp_path):
 def test_resolved_configuration_repr_hides_constructor_arguments(tmp_path):
     config = resolve({"result_storage": FS, "result_storage_config": {"location": str(tmp_path)}})
     assert str(tmp_path) not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("value", "timeout"),
+    [(None, (10.0, 60.0)), (5, (5.0, 5.0)), ((2, 7.5), (2.0, 7.5)), ([1, 3], (1.0, 3.0))],
+)
+def test_the_request_timeout_reaches_the_adapter(make_app, tmp_path, value, timeout):
+    conf = {} if value is None else {"result_storage_timeout": value}
+    app = make_app(result_storage="filesystem", result_storage_config={"location": str(tmp_path)}, **conf)
+    assert app.backend.adapter.request_timeout == timeout
+
+
+@pytest.mark.parametrize("value", [0, -1, "60", True, (1,), (1, 2, 3), (1, "2")])
+def test_the_request_timeout_must_be_seconds(make_app, tmp_path, value):
+    app = make_app(
+        result_storage="filesystem",
+        result_storage_config={"location": str(tmp_path)},
+        result_storage_timeout=value,
+    )
+    with pytest.raises(ImproperlyConfigured, match="CELERY_RESULT_STORAGE_TIMEOUT"):
+        app.backend  # noqa: B018

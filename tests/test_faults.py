@@ -68,6 +68,8 @@ def app_for(store: StoreUnderTest, make_app, kind: str, **conf):
     config = store.timing_out(TIMEOUT) if kind == "late" else store.without_client_retries()
     if config is None:
         pytest.skip(f"{store.preset}: no setting for a client read timeout")
+    if kind == "late":  # what the GCS adapter passes; the storage's own setting elsewhere
+        conf = {"result_storage_timeout": TIMEOUT, **conf}
     return store.app(make_app, config, **conf)
 
 
@@ -168,6 +170,23 @@ def test_without_retries_a_failed_read_names_the_result_and_the_store(store, mak
     assert backend.get_task_meta(TASK, cache=False)["result"] == 42
 
 
+@pytest.mark.parametrize("method", ["GET", "write"])
+def test_without_retries_a_late_answer_is_a_timeout_not_a_wait(store, make_app, method):
+    """An answer later than the client's read timeout fails as a timeout (a
+    transient error: Celery's retries apply) instead of being waited for."""
+    backend = app_for(store, make_app, "late").backend
+    backend.store_result(TASK, None, states.STARTED)
+    store.proxy.inject(fault(store, "late", method))
+    with pytest.raises(StoreRequestFailed) as raised:
+        if method == "GET":
+            backend.get_task_meta(TASK, cache=False)
+        else:
+            backend.store_result(TASK, 42, states.SUCCESS)
+    cause = raised.value.cause
+    assert cause is not None and "timeout" in f"{type(cause).__name__} {cause}".lower().replace(" ", "")
+    assert backend.exception_safe_to_retry(raised.value)
+
+
 # -- the stores' own rate limits, with default settings ------------------------------------
 
 
@@ -257,3 +276,42 @@ def test_a_store_ignoring_conditions_is_reported_and_the_generic_fallback_holds(
     first.store_result(TASK, 42, states.SUCCESS)
     late.store_result(TASK, None, states.STARTED)
     assert stored(store, make_app)["result"] == 42
+
+
+# -- found by the soak (bench/soak.py) -------------------------------------------------
+
+
+def test_a_refusal_whose_answer_is_cut_is_still_a_conflict(store, make_app):
+    """A 412 whose body is cut short (no error code to read) still means the
+    object changed: a late duplicate leaves the stored SUCCESS alone instead
+    of failing the task (the soak lost a chord to this on S3; on GCS and
+    Azure a cut answer is a transport error, retried into the same 412)."""
+    backend = app_for(store, make_app, "cut", result_backend_always_retry=True).backend
+    backend.store_result(TASK, None, states.STARTED)
+    store.app(make_app).backend.store_result(TASK, 42, states.SUCCESS)  # another delivery's write
+    store.proxy.inject(fault(store, "cut", "write"))
+    backend.store_result(TASK, None, states.STARTED)  # refused (412), its answer cut
+    assert store.proxy.faults[0].times == 0
+    assert (stored(store, make_app)["status"], stored(store, make_app)["result"]) == (states.SUCCESS, 42)
+
+
+def test_a_wrapped_store_error_crosses_the_prefork_pool(store, make_app):
+    """A prefork pool pickles the type of a task's exception (billiard's
+    ExceptionInfo) to send it to the main process; a StoreRequestFailed that
+    is also the store's error class must survive it (the soak saw a
+    PicklingError turn a failed store into a lost result)."""
+    import pickle
+
+    from billiard.einfo import ExceptionInfo
+
+    backend = app_for(store, make_app, "refused").backend
+    store.proxy.inject(fault(store, "refused", "write"))
+    try:
+        backend.store_result(TASK, 42, states.SUCCESS)
+    except StoreRequestFailed as exc:
+        info, error = ExceptionInfo(), exc
+    else:
+        pytest.fail("the refused write did not raise")
+    assert type(error) is not StoreRequestFailed  # also the store's own class
+    assert pickle.loads(pickle.dumps(type(error))) is StoreRequestFailed
+    assert str(pickle.loads(pickle.dumps(info)).exception) == str(error)

@@ -4,14 +4,27 @@ generic adapter and every object store."""
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import json
+import lzma
+import tracemalloc
+import zlib
+from types import SimpleNamespace
+
 import pytest
 from celery import states
 from celery.result import AsyncResult
+from click.testing import CliRunner
 
+from django_storage_celery_results import codec
+from django_storage_celery_results.adapters import Content
+from django_storage_celery_results.cli import results
 from django_storage_celery_results.exceptions import (
     ImproperlyConfigured,
     InvalidStoredResult,
     ResultTooLarge,
+    StoredObjectTooLarge,
 )
 from support.stores import STORES
 
@@ -156,3 +169,110 @@ def test_the_limit_must_be_a_positive_number_of_bytes(make_app, results_dir, val
 
 def test_the_default_limit_is_64_mib(fs_app):
     assert fs_app.backend.max_size == 64 * 1024 * 1024
+
+
+# -- compressed results: the limit holds after decompression too ---------------------
+
+#: 1 MiB of zeros, zlib-compressed to about 1 KiB: under LIMIT as stored, far over it expanded.
+ZLIB_BOMB = zlib.compress(bytes(1 << 20), 9)
+
+
+def in_band(kombu_type: str, body: bytes) -> bytes:
+    """A payload in the in-band compressed form every store can hold."""
+    return codec.COMPRESSED_MARKER + kombu_type.encode() + b"\x00" + body
+
+
+def assert_refused_past_the_limit(app) -> None:
+    with pytest.raises(InvalidStoredResult) as raised:
+        AsyncResult(TASK, app=app).get(timeout=1)
+    message = str(raised.value)
+    assert TASK in message and f"more than {LIMIT} bytes" in message and "result_storage_max_size" in message
+    assert "\x00" not in message
+    shown = CliRunner().invoke(results, ["show", TASK, "--json"], obj=SimpleNamespace(app=app))
+    assert shown.exit_code == 1, shown.output
+    assert f"more than {LIMIT} bytes" in json.loads(shown.output)["problem"]
+
+
+def test_a_compressed_result_expanding_past_the_limit_is_refused(storage):
+    app, _store = storage
+    backend = app.backend
+    backend.adapter.put(backend.get_key_for_task(TASK), in_band("application/x-gzip", ZLIB_BOMB))
+    assert_refused_past_the_limit(app)
+    # the task's own write still replaces it
+    backend.mark_as_done(TASK, 7)
+    assert AsyncResult(TASK, app=app).get(timeout=1) == 7
+
+
+@pytest.mark.parametrize("store_name", STORES)
+def test_a_deflate_labelled_object_expanding_past_the_limit_is_refused(store_name, fresh_store, make_app):
+    """The form results compressed with zlib take on stores that keep labels
+    (the body with Content-Encoding: deflate): no SDK expands it on the way in."""
+    app = fresh_store(store_name).app(make_app, result_storage_max_size=LIMIT)
+    backend = app.backend
+    backend.adapter.put(
+        backend.get_key_for_task(TASK), ZLIB_BOMB, content=Content("application/json", "deflate")
+    )
+    assert_refused_past_the_limit(app)
+
+
+@pytest.mark.parametrize("store_name", STORES)
+def test_a_gzip_labelled_object_is_not_a_result(store_name, fresh_store, make_app):
+    """gzip is a Content-Encoding results are never stored with: a clear error, nothing expanded."""
+    app = fresh_store(store_name).app(make_app, result_storage_max_size=LIMIT)
+    backend = app.backend
+    bomb = gzip.compress(bytes(1 << 20))
+    backend.adapter.put(backend.get_key_for_task(TASK), bomb, content=Content("application/json", "gzip"))
+    with pytest.raises(InvalidStoredResult, match=f"{TASK}.*Content-Encoding 'gzip'"):
+        AsyncResult(TASK, app=app).get(timeout=1)
+
+
+def test_a_result_over_the_limit_before_compression_is_refused(make_app, results_dir):
+    """What compresses under the limit but would expand past it on read is never stored."""
+    app = make_app(
+        result_storage="filesystem",
+        result_storage_config={"location": str(results_dir)},
+        result_storage_max_size=LIMIT,
+        result_compression="zlib",
+    )
+    with pytest.raises(ResultTooLarge, match=f"{TASK}.*serialized, over the {LIMIT}-byte limit"):
+        app.backend.store_result(TASK, "y" * 10 * LIMIT, states.SUCCESS)
+    value = "y" * (LIMIT - 400)
+    app.backend.store_result(TASK, value, states.SUCCESS)
+    assert AsyncResult(TASK, app=app).get(timeout=1) == value
+
+
+def _compressed_zeros(compressor, size: int) -> bytes:
+    chunk = bytes(1 << 20)
+    return b"".join(compressor.compress(chunk) for _ in range(size >> 20)) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    ("kombu_type", "compressor", "size"),
+    [
+        ("application/x-gzip", lambda: zlib.compressobj(9), 64 << 20),
+        ("application/x-bz2", bz2.BZ2Compressor, 16 << 20),
+        ("application/x-lzma", lambda: lzma.LZMACompressor(preset=1), 16 << 20),
+    ],
+    ids=["zlib", "bz2", "lzma"],
+)
+def test_decompression_stops_at_the_limit_without_making_the_expansion(kombu_type, compressor, size):
+    payload = in_band(kombu_type, _compressed_zeros(compressor(), size))
+    limit = 100_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(StoredObjectTooLarge):
+            codec.unpack(payload, limit)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < size // 8  # the decompressor's own state (lzma's 1 MiB dictionary) and the limit
+    one_mib = in_band(kombu_type, _compressed_zeros(compressor(), 1 << 20))
+    assert codec.unpack(one_mib, 1 << 20) == bytes(1 << 20)  # at the limit exactly: read
+
+
+def test_a_truncated_compressed_body_is_not_a_result(fs_app):
+    backend = fs_app.backend
+    truncated = zlib.compress(b'{"a": 1}' * 10)[:-4]
+    backend.adapter.put(backend.get_key_for_task(TASK), in_band("application/x-gzip", truncated))
+    with pytest.raises(InvalidStoredResult, match=f"{TASK}.*does not decode"):
+        backend.get_task_meta(TASK, cache=False)

@@ -80,6 +80,8 @@ if os.environ.get("TEST_RESULT_BACKEND_ALWAYS_RETRY"):
     CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
 if os.environ.get("TEST_TASK_TRACK_STARTED"):
     CELERY_TASK_TRACK_STARTED = True
+if os.environ.get("TEST_RESULT_STORAGE_TIMEOUT"):  # bench/soak.py: GCS's late answers time out
+    CELERY_RESULT_STORAGE_TIMEOUT = float(os.environ["TEST_RESULT_STORAGE_TIMEOUT"])
 if os.environ.get("TEST_S3_READ_TIMEOUT"):  # bench/soak.py: late answers time out
     from botocore.config import Config
 

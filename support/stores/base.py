@@ -161,7 +161,9 @@ class StoreUnderTest(ABC):
 
     def timing_out(self, seconds: float) -> dict | None:
         """The config without the client's own retries and with a read timeout
-        of seconds, or None when the storage has no setting for it."""
+        of seconds, or None when the storage has no setting for it (where the
+        adapter passes the timeout itself, GCS, the app's result_storage_timeout
+        sets it: the caller sets that too)."""
         return None
 
     @abstractmethod

@@ -197,6 +197,11 @@ class GCSStore(StoreUnderTest):
         self.monkeypatch.setattr(GCSAdapter, "retry", None)
         return self.config
 
+    def timing_out(self, seconds: float) -> dict | None:
+        # GoogleCloudStorage has no timeout setting: the adapter passes the
+        # backend's result_storage_timeout, which the caller sets to seconds
+        return self.without_client_retries()
+
     def lifecycle(self, adapter: Any, expires: float) -> object:
         from django_storage_celery_results_gcs import ensure_lifecycle_rule
 

@@ -35,6 +35,12 @@ CREATE: Literal["create"] = "create"
 
 T = TypeVar("T")
 
+#: (connect, read) seconds of each request where the adapter passes a timeout
+#: (result_storage_timeout): a store that does not answer fails fast enough
+#: for Celery's retries to act, and a large result still has time to stream
+#: (the read timeout is per socket read, not for the whole body).
+DEFAULT_TIMEOUT = (10.0, 60.0)
+
 #: HTTP statuses of transient conditions worth another try: timeouts,
 #: throttling, a server or gateway hiccup.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -105,6 +111,10 @@ class StorageAdapter(abc.ABC):
     content_labels: bool = False
     #: The largest object read() returns (the backend sets result_storage_max_size).
     read_limit: int | None = None
+    #: (connect, read) seconds for each request, where the adapter passes a
+    #: timeout itself (the storage has no setting for it: GCS); the backend
+    #: sets result_storage_timeout.
+    request_timeout: tuple[float, float] = DEFAULT_TIMEOUT
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage

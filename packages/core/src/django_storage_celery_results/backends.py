@@ -102,6 +102,7 @@ class StorageBackend(KeyValueStoreBackend):
                 if self._adapter is None:
                     adapter = self.storage_config.build_adapter()
                     adapter.read_limit = self.max_size
+                    adapter.request_timeout = self.settings.timeout
                     self._adapter = adapter
         return self._adapter
 
@@ -217,20 +218,20 @@ class StorageBackend(KeyValueStoreBackend):
     def _save_group(self, group_id: str, result: Any) -> Any:
         # with the date, cleanup can expire groups on storages without modified times
         meta = {"result": result.as_tuple(), "date_done": self.app.now().isoformat()}
-        payload = self.encode(meta)
-        self._refuse_oversized("group", group_id, payload)
+        payload, size = self._encode_measured(meta)
+        self._refuse_oversized("group", group_id, size)
         self.set(self.get_key_for_group(group_id), payload)
         return result
 
-    def _refuse_oversized(self, kind: str, ident: str, payload: bytes) -> None:
+    def _refuse_oversized(self, kind: str, ident: str, size: int) -> None:
         """ResultTooLarge, before anything is written, for a payload over the limit."""
-        if len(payload) > self.max_size:
-            raise self._too_large(kind, ident, len(payload))
+        if size > self.max_size:
+            raise self._too_large(kind, ident, size)
 
     def _too_large(self, kind: str, ident: str, size: int, exception: str = "") -> ResultTooLarge:
         what = f"The {exception}failure" if exception else "The result"
         return ResultTooLarge(
-            f"{what} of {kind} {ident!r} is {size} bytes as stored, over the {self.max_size}-byte "
+            f"{what} of {kind} {ident!r} is {size} bytes serialized, over the {self.max_size}-byte "
             f"limit of {MAX_SIZE_SETTING}: it was not stored. Return something smaller (large "
             "outputs belong in files; return their names), or raise the limit.",
             ident,
@@ -240,15 +241,27 @@ class StorageBackend(KeyValueStoreBackend):
     # -- encoding --------------------------------------------------------------
 
     def encode(self, data: Any) -> bytes:
-        _, _, payload = self._encode(data)
-        return codec.pack(_as_bytes(payload), self.compression)
+        return self._encode_measured(data)[0]
+
+    def _encode_measured(self, data: Any) -> tuple[bytes, int]:
+        """The bytes to store and the size the limit measures: the larger of the
+        stored and the serialized size, since a reader refuses either past it."""
+        _, _, serialized = self._encode(data)
+        raw = _as_bytes(serialized)
+        packed = codec.pack(raw, self.compression)
+        return packed, max(len(raw), len(packed))
 
     def decode(self, payload: Any) -> Any:
+        """The decoded payload; StoredObjectTooLarge for one that decompresses past the limit."""
         if payload is None:
             return None
         if isinstance(payload, (bytes, bytearray, memoryview)):
-            payload = codec.unpack(bytes(payload))
+            payload = codec.unpack(bytes(payload), self.max_size)
         return super().decode(payload)
+
+    def expands_past_limit(self) -> str:
+        """Why a payload that decompresses past the size limit is not read."""
+        return f"it decompresses to more than {self.max_size} bytes, over the limit of {MAX_SIZE_SETTING}"
 
     # -- reading results: what the storage returns is input too ------------------
 
@@ -273,6 +286,8 @@ class StorageBackend(KeyValueStoreBackend):
         """The decoded result of task_id, or InvalidStoredResult naming it (never the payload)."""
         try:
             meta = self.decode(payload)
+        except StoredObjectTooLarge:
+            raise self._not_a_result("task", task_id, self.expands_past_limit()) from None
         except Exception as exc:
             raise self._not_a_result("task", task_id, f"it does not decode ({type(exc).__name__})") from None
         problem = _result_problem(meta, task_id)
@@ -291,6 +306,8 @@ class StorageBackend(KeyValueStoreBackend):
         try:
             meta = self.decode(payload)
             meta["result"] = result_from_tuple(meta["result"], self.app)
+        except StoredObjectTooLarge:
+            raise self._not_a_result("group", group_id, self.expands_past_limit()) from None
         except Exception as exc:
             problem = f"it is not a saved group ({type(exc).__name__})"
             raise self._not_a_result("group", group_id, problem) from None
@@ -321,16 +338,16 @@ class StorageBackend(KeyValueStoreBackend):
         meta = self._get_result_meta(result=result, state=state, traceback=traceback, request=request)
         meta["task_id"] = bytes_to_str(task_id)
         name = self.get_key_for_task(task_id)
-        payload = self.encode(meta)
-        if len(payload) > self.max_size and state in states.EXCEPTION_STATES:
+        payload, size = self._encode_measured(meta)
+        if size > self.max_size and state in states.EXCEPTION_STATES:
             # a failure is stored whatever its size: its exception and traceback give way
-            error = self._too_large("task", meta["task_id"], len(payload), _exception_name(result))
+            error = self._too_large("task", meta["task_id"], size, _exception_name(result))
             meta = self._get_result_meta(
                 result=self.encode_result(error, state), state=state, traceback=None, request=request
             )
             meta["task_id"] = bytes_to_str(task_id)
-            payload = self.encode(meta)
-        self._refuse_oversized("task", meta["task_id"], payload)
+            payload, size = self._encode_measured(meta)
+        self._refuse_oversized("task", meta["task_id"], size)
         if self.adapter.conditional_writes:
             self._store_conditionally(task_id, name, payload, final=state == states.SUCCESS)
         else:

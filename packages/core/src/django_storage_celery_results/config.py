@@ -28,7 +28,7 @@ from django.utils.module_loading import import_string
 from kombu.compression import encoders as compression_encoders
 from kombu.compression import get_encoder
 
-from .adapters import StorageAdapter
+from .adapters import DEFAULT_TIMEOUT, StorageAdapter
 from .exceptions import ImproperlyConfigured
 from .generic import GenericAdapter
 from .providers import KNOWN_PRESETS, PRESET_ALIASES, Provider, registry
@@ -47,6 +47,7 @@ MAX_SIZE_SETTING = "CELERY_RESULT_STORAGE_MAX_SIZE (result_storage_max_size)"
 #: below what would exhaust a worker's or a web process's memory.
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 DEFAULT_FOLDER = "celery-results"
+TIMEOUT_SETTING = "CELERY_RESULT_STORAGE_TIMEOUT (result_storage_timeout)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,8 @@ class BackendSettings:
     concurrency: int
     #: Results larger than this many bytes (as stored) are neither written nor read.
     max_size: int = DEFAULT_MAX_SIZE
+    #: (connect, read) seconds of each request, where the adapter sets it (GCS).
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> BackendSettings:
@@ -104,6 +107,7 @@ class BackendSettings:
                 conf.get("result_storage_concurrency"), DEFAULT_CONCURRENCY, CONCURRENCY_SETTING
             ),
             max_size=_positive_int(conf.get("result_storage_max_size"), DEFAULT_MAX_SIZE, MAX_SIZE_SETTING),
+            timeout=_timeout(conf.get("result_storage_timeout")),
         )
 
 
@@ -126,6 +130,22 @@ def _positive_int(value: Any, default: int, setting: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ImproperlyConfigured(f"{setting} must be a positive integer, not {value!r}")
     return value
+
+
+def _timeout(value: Any) -> tuple[float, float]:
+    """result_storage_timeout: seconds for both, or a (connect, read) pair."""
+    if value is None:
+        return DEFAULT_TIMEOUT
+    pair = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(_positive_number(part) for part in pair):
+        raise ImproperlyConfigured(
+            f"{TIMEOUT_SETTING} must be a number of seconds or a (connect, read) pair of them, not {value!r}"
+        )
+    return float(pair[0]), float(pair[1])
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _exception_classes(value: Any) -> tuple[type[BaseException], ...]:

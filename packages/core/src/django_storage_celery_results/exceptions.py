@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copyreg
 import functools
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from celery.exceptions import BackendError
 from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
@@ -150,11 +151,39 @@ def _wrapping(ours: type[E], message: str, cause: BaseException) -> E:
     return error
 
 
+class _BothErrors(type):
+    """The metaclass of an error class made at run time from ours and the store's."""
+
+
+def _plain(ours: Any) -> Any:
+    return ours
+
+
+# Such a class cannot be pickled by name (the name is ours), yet a prefork
+# pool pickles the type of a task's exception (billiard's ExceptionInfo) to
+# send it to the main process: it travels as our plain class, as the
+# exception itself does (__reduce__).
+def _reduce_both(both: Any) -> Any:
+    return (_plain, (both.__bases__[0],))
+
+
+@functools.cache
+def _metaclass_for(store_metaclass: type) -> type:
+    """_BothErrors, combined with the store error's own metaclass (google-api-core has one)."""
+    if store_metaclass is type or issubclass(store_metaclass, _BothErrors):  # the latter: ours, wrapped again
+        metaclass: type = _BothErrors if store_metaclass is type else store_metaclass
+    else:
+        metaclass = type(_BothErrors.__name__, (_BothErrors, store_metaclass), {})
+    copyreg.pickle(metaclass, _reduce_both)
+    return metaclass
+
+
 @functools.cache
 def _with_store_class(ours: type[E], store_error: type[BaseException]) -> type[E] | None:
+    # named like ours: logs and tracebacks read ResultStoreMisconfigured(...)
+    namespace = {"__module__": __name__, "__qualname__": ours.__qualname__}
     try:
-        # named like ours: logs and tracebacks read ResultStoreMisconfigured(...)
-        namespace = {"__module__": __name__, "__qualname__": ours.__qualname__}
-        return type(ours.__name__, (ours, store_error), namespace)
+        metaclass = _metaclass_for(type(store_error))  # type: ignore[arg-type]  # classes are hashable
+        return cast("type[E]", metaclass(ours.__name__, (ours, store_error), namespace))
     except TypeError:  # incompatible bases: the plain error will do
         return None

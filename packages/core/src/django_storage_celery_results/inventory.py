@@ -222,6 +222,8 @@ class Inventory:
             meta = backend.decode(payload)
         except InvalidStoredResult as exc:
             return Result(entry, None, _reason(str(exc)), size)
+        except StoredObjectTooLarge:
+            return Result(entry, None, backend.expands_past_limit(), size)
         except Exception as exc:
             return Result(entry, None, f"it does not decode ({type(exc).__name__})", size)
         if entry.kind == TASK:

@@ -102,11 +102,11 @@ class GCSAdapter(ObjectStoreAdapter):
         try:
             # Raw: the stored bytes as they are. requests would otherwise undo a
             # deflate/br/zstd Content-Encoding that the backend undoes itself.
-            blob.download_to_file(buffer, raw_download=True, retry=self.retry)
+            blob.download_to_file(buffer, raw_download=True, retry=self.retry, timeout=self.request_timeout)
         except StoredObjectTooLarge:
             # the media download streams without saying the size first: ask for
             # it (and the generation a write can replace) on this error path only
-            found = self.bucket.get_blob(key, retry=self.retry)
+            found = self.bucket.get_blob(key, retry=self.retry, timeout=self.request_timeout)
             raise StoredObjectTooLarge(
                 found.size if found else None, str(found.generation) if found else None
             ) from None
@@ -128,16 +128,24 @@ class GCSAdapter(ObjectStoreAdapter):
             blob.content_encoding = content.content_encoding
         generation = 0 if mode == CREATE else int(mode.version) if isinstance(mode, Update) else None
         response = internals.multipart_upload(
-            blob, self.client, data, self.content_type(content), acl, generation, self.retry
+            blob,
+            self.client,
+            data,
+            self.content_type(content),
+            acl,
+            generation,
+            self.retry,
+            self.request_timeout,
         )
         return str(response.json()["generation"])
 
     def remove(self, key: str) -> None:
-        self.bucket.delete_blob(key, retry=self.retry)
+        self.bucket.delete_blob(key, retry=self.retry, timeout=self.request_timeout)
 
     def remove_batch(self, keys: list[str]) -> list[tuple[str, object]]:
         call = self.retry(delete_objects) if self.retry else delete_objects
-        return [(key, f"HTTP {status}") for key, status in call(self.client, self.bucket_name, keys)]
+        failed = call(self.client, self.bucket_name, keys, self.request_timeout)
+        return [(key, f"HTTP {status}") for key, status in failed]
 
     def list_entries(self, prefix: str) -> Iterable[ListedObject]:
         blobs = self.client.list_blobs(
@@ -146,6 +154,7 @@ class GCSAdapter(ObjectStoreAdapter):
             delimiter="/",
             fields="items(name,updated,size),nextPageToken",
             retry=self.retry,
+            timeout=self.request_timeout,
         )
         return (ListedObject(blob.name, blob.updated, blob.size) for blob in blobs)
 

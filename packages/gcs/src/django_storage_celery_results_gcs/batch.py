@@ -29,10 +29,11 @@ from .internals import authorized_session
 
 #: GCS takes at most this many calls in one batch request.
 BATCH_LIMIT = 100
-TIMEOUT = 60
 
 
-def delete_objects(client: Any, bucket_name: str, keys: Sequence[str]) -> list[tuple[str, int]]:
+def delete_objects(
+    client: Any, bucket_name: str, keys: Sequence[str], timeout: tuple[float, float]
+) -> list[tuple[str, int]]:
     """Delete up to BATCH_LIMIT objects in one request; the (key, HTTP status) of each
     deletion that failed, a missing object (404) not counted as a failure."""
     if len(keys) > BATCH_LIMIT:
@@ -50,7 +51,7 @@ def delete_objects(client: Any, bucket_name: str, keys: Sequence[str]) -> list[t
         f"{client.api_endpoint}/batch/storage/v1",
         data="".join([*parts, f"--{boundary}--\r\n"]).encode("utf-8"),
         headers={"Content-Type": content_type},
-        timeout=TIMEOUT,
+        timeout=timeout,
     )
     if not 200 <= response.status_code < 300:
         raise exceptions.from_http_response(response)

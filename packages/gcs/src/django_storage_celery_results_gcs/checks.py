@@ -63,7 +63,13 @@ class GCSProbe(Probe):
     def first_request(self) -> Any:
         adapter = self.adapter
         return list(
-            adapter.client.list_blobs(adapter.bucket, prefix=adapter.prefix, max_results=1, retry=None)
+            adapter.client.list_blobs(
+                adapter.bucket,
+                prefix=adapter.prefix,
+                max_results=1,
+                retry=None,
+                timeout=adapter.request_timeout,
+            )
         )
 
     def without_permission(self) -> None:
@@ -77,7 +83,7 @@ class GCSProbe(Probe):
     def inspect(self, name: str) -> None:
         acl = self.adapter.blob(self.adapter.key(name)).acl
         try:
-            acl.reload(retry=None)
+            acl.reload(retry=None, timeout=self.adapter.request_timeout)
         except self.errors:
             return  # uniform bucket-level access (no ACLs), or no permission to read them
         if any(entry.get("entity") in PUBLIC_MEMBERS for entry in acl):
@@ -91,7 +97,9 @@ class GCSProbe(Probe):
     def after_round_trip(self, expires_seconds: float | None) -> None:
         adapter = self.adapter
         try:
-            bucket = adapter.client.get_bucket(adapter.bucket_name, retry=None)
+            bucket = adapter.client.get_bucket(
+                adapter.bucket_name, retry=None, timeout=adapter.request_timeout
+            )
         except self.errors as exc:
             self.add(
                 "I010",

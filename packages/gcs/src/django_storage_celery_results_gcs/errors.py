@@ -20,14 +20,17 @@ from google.auth.exceptions import (
 )
 from google.cloud.storage.exceptions import DataCorruption
 from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import TimeoutError as SocketTimeout
 
 from django_storage_celery_results.adapters import RETRYABLE_STATUSES
 from django_storage_celery_results.errors import Kind, StoreErrors
 
 #: No answer: connection refused or reset, a timeout, a body cut short (a raw
-#: download reads urllib3's stream, so its error comes unwrapped).
+#: download reads urllib3's stream, so its errors, a read timeout among them,
+#: come unwrapped).
 NO_ANSWER = (
     ProtocolError,
+    SocketTimeout,
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
@@ -71,6 +74,7 @@ ERRORS = StoreErrors(
         requests.RequestException,
         DataCorruption,
         ProtocolError,
+        SocketTimeout,
     ),
     kind=kind,
     code=code,
@@ -91,7 +95,12 @@ class NotFoundReads:
             return True  # the first one is taken at its word: no extra request
         try:
             blobs = adapter.client.list_blobs(
-                adapter.bucket, prefix=key, max_results=1, fields="items(name)", retry=adapter.retry
+                adapter.bucket,
+                prefix=key,
+                max_results=1,
+                fields="items(name)",
+                retry=adapter.retry,
+                timeout=adapter.request_timeout,
             )
             list(blobs)
         except exceptions.NotFound as exc:

@@ -38,6 +38,7 @@ def multipart_upload(
     acl: str | None,
     generation: int | None,
     retry: Any,
+    timeout: tuple[float, float],
 ) -> Any:
     """One multipart upload (metadata and media in one request) with a generation precondition.
 
@@ -59,6 +60,7 @@ def multipart_upload(
             if_metageneration_match=None,
             if_metageneration_not_match=None,
             retry=retry,
+            timeout=timeout,
         )
     except InvalidResponse as exc:
         raise exceptions.from_http_response(exc.response) from None

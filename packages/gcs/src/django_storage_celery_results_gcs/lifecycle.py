@@ -39,7 +39,9 @@ def _expires_results(rule: dict[str, Any], prefix: str) -> bool:
 
 def find_expiry_rule(adapter: GCSAdapter, bucket: Any = None) -> dict[str, Any] | None:
     """A rule of the bucket that deletes every result by age; reads the bucket unless given."""
-    bucket = bucket or adapter.client.get_bucket(adapter.bucket_name, retry=adapter.retry)
+    bucket = bucket or adapter.client.get_bucket(
+        adapter.bucket_name, retry=adapter.retry, timeout=adapter.request_timeout
+    )
     return next(
         (rule for rule in raw_lifecycle_rules(bucket) if _expires_results(rule, adapter.prefix)), None
     )
@@ -65,7 +67,9 @@ def ensure_lifecycle_rule(adapter: GCSAdapter, expires_seconds: float | datetime
     days = expiry_days(expires_seconds)
     require_results_prefix(adapter.prefix, "GCS")
     wanted = {"action": {"type": "Delete"}, "condition": {"age": days, "matchesPrefix": [adapter.prefix]}}
-    bucket = adapter.client.get_bucket(adapter.bucket_name, retry=adapter.retry)
+    bucket = adapter.client.get_bucket(
+        adapter.bucket_name, retry=adapter.retry, timeout=adapter.request_timeout
+    )
     outcome, rules = merge_rule(
         raw_lifecycle_rules(bucket), wanted, lambda rule: _is_ours(rule, adapter.prefix)
     )

@@ -69,7 +69,9 @@ def kind(exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
         return Kind.MISSING_BUCKET
     if error_code in CREDENTIAL_CODES:
         return Kind.CREDENTIALS
-    if status in (409, 412) and error_code in CONFLICT_CODES:
+    # a 412 is a precondition that failed whatever its body says: one cut short
+    # (no error code to read) must not fail a write the backend can settle
+    if status == 412 or (status == 409 and error_code in CONFLICT_CODES):
         return Kind.CONFLICT
     if status == 404 or error_code in MISSING_CODES:
         return Kind.MISSING_OBJECT
