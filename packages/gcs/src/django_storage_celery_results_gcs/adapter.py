@@ -169,6 +169,7 @@ class GCSAdapter(ObjectStoreAdapter):
             page_token=cursor,
             fields="items(name,updated,size),nextPageToken",
             retry=self.retry,
+            timeout=self.request_timeout,
         )
         page = next(blobs.pages, ())
         entries = [ListedObject(blob.name, blob.updated, blob.size) for blob in page]
