@@ -31,6 +31,7 @@ from support.stores.s3 import no_sdk_retries
 def small_buckets(monkeypatch):
     for name in ("BUCKET_SIZE", "FOLDER_BUCKET_SIZE"):  # not raising: the tests also run on the old design
         monkeypatch.setattr(chords, name, 3, raising=False)
+    monkeypatch.setattr(chords, "SUB_BUCKET_SIZE", 2, raising=False)  # a short sub-bucket in every bucket
     return 3
 
 
@@ -122,6 +123,50 @@ def test_a_size_correction_on_a_flat_header_is_honoured(chord_app, small_buckets
         assert callback_lines(chord_app) == []
         finish(chord_app, group_id, task_id, callback, position=position)
     assert callback_lines(chord_app) == ["7"]
+
+
+def test_apply_tells_the_header_tasks_how_many_places_the_header_has(chord_app):
+    """The callback signature, which each header task gets as request.chord,
+    carries the number of positions of a flat header; a nested one gets none."""
+    _, _, callback = start_chord(chord_app, 7)
+    assert callback[chords.POSITIONS_KEY] == 7
+    nested = chord_app.signature("tests.record_callback")
+    nested.freeze()
+    inner = chord_app.GroupResult(str(uuid.uuid4()), [chord_app.AsyncResult(str(uuid.uuid4()))])
+    chord_app.backend.apply_chord((str(uuid.uuid4()), [inner]), nested)
+    assert chords.POSITIONS_KEY not in nested
+
+
+def test_a_callback_without_the_number_of_places_still_fires_once_after_all(chord_app, small_buckets):
+    """A chord applied by a version that did not write the number of places:
+    every finisher lists its bucket, and the chord still fires once, last."""
+    group_id, task_ids, callback = start_chord(chord_app, 8)
+    bare = {key: value for key, value in callback.items() if key != chords.POSITIONS_KEY}
+    for position in [7, 0, 3, 5, 1, 6, 2]:
+        finish(chord_app, group_id, task_ids[position], bare, position=position)
+        finish(chord_app, group_id, task_ids[position], bare, position=position)  # redelivered
+    assert callback_lines(chord_app) == []
+    finish(chord_app, group_id, task_ids[4], bare, position=4)
+    assert callback_lines(chord_app) == ["8"]
+    assert chord_objects(chord_app) == []
+
+
+def test_only_the_last_of_a_sub_bucket_lists_its_bucket(make_app, s3_config, s3_proxy, tmp_path):
+    """Sub-buckets of 2 in buckets of 3 (5 tasks: sub-buckets {0,1} {2} | {3,4}):
+    a finisher lists its bucket only when its sub-bucket is full."""
+    app = eager_app(make_app, tmp_path, s3_config)
+    with mock.patch.object(chords, "BUCKET_SIZE", 3), mock.patch.object(chords, "SUB_BUCKET_SIZE", 2):
+        group_id, task_ids, callback = start_chord(app, 5)
+        listings = []
+        for position in [1, 3, 0, 2, 4]:
+            with s3_proxy.counting() as seen:
+                finish(app, group_id, task_ids[position], callback, position=position)
+            listed = [unquote(r.query).split("prefix=", 1)[1].split("&")[0] for r in seen if "list-type" in r.query]
+            listings.append([prefix.rsplit("~b", 1)[1] for prefix in listed if "~b" in prefix])
+    # sub-bucket only; sub-bucket then bucket; then the full~ level and the clean-up
+    assert listings[:4] == [["0~0~"], ["1~0~"], ["0~0~", "0~"], ["0~1~", "0~"]]
+    assert listings[4][:2] == ["1~0~", "1~"]
+    assert app.calls.read_text().splitlines() == ["5"]
 
 
 # -- the double election (the issue's failure 2) --------------------------------------
