@@ -151,6 +151,12 @@ def test_a_callback_without_the_number_of_places_still_fires_once_after_all(chor
     assert chord_objects(chord_app) == []
 
 
+def listed_bucket(query: str) -> str:
+    """What an S3 listing of a chord's markers asked for after "~b": "<n>~" or "<n>~<sub>~"."""
+    prefix = unquote(query).split("prefix=", 1)[1].split("&")[0]
+    return prefix.rsplit("~b", 1)[1] if "~b" in prefix else prefix.rsplit("~", 1)[1]
+
+
 def test_only_the_last_of_a_sub_bucket_lists_its_bucket(make_app, s3_config, s3_proxy, tmp_path):
     """Sub-buckets of 2 in buckets of 3 (5 tasks: sub-buckets {0,1} {2} | {3,4}):
     a finisher lists its bucket only when its sub-bucket is full."""
@@ -161,8 +167,7 @@ def test_only_the_last_of_a_sub_bucket_lists_its_bucket(make_app, s3_config, s3_
         for position in [1, 3, 0, 2, 4]:
             with s3_proxy.counting() as seen:
                 finish(app, group_id, task_ids[position], callback, position=position)
-            listed = [unquote(r.query).split("prefix=", 1)[1].split("&")[0] for r in seen if "list-type" in r.query]
-            listings.append([prefix.rsplit("~b", 1)[1] for prefix in listed if "~b" in prefix])
+            listings.append([listed_bucket(request.query) for request in seen if "list-type" in request.query])
     # sub-bucket only; sub-bucket then bucket; then the full~ level and the clean-up
     assert listings[:4] == [["0~0~"], ["1~0~"], ["0~0~", "0~"], ["0~1~", "0~"]]
     assert listings[4][:2] == ["1~0~", "1~"]
