@@ -151,10 +151,9 @@ def test_a_callback_without_the_number_of_places_still_fires_once_after_all(chor
     assert chord_objects(chord_app) == []
 
 
-def listed_bucket(query: str) -> str:
-    """What an S3 listing of a chord's markers asked for after "~b": "<n>~" or "<n>~<sub>~"."""
-    prefix = unquote(query).split("prefix=", 1)[1].split("&")[0]
-    return prefix.rsplit("~b", 1)[1] if "~b" in prefix else prefix.rsplit("~", 1)[1]
+def listed(request) -> str:
+    """What an S3 listing of a chord's markers asked for after the chord's name ("b0~1~", "full~", "")."""
+    return unquote(request.query).split("prefix=", 1)[1].split("&")[0].split("~", 1)[1]
 
 
 def test_only_the_last_of_a_sub_bucket_lists_its_bucket(make_app, s3_config, s3_proxy, tmp_path):
@@ -167,10 +166,16 @@ def test_only_the_last_of_a_sub_bucket_lists_its_bucket(make_app, s3_config, s3_
         for position in [1, 3, 0, 2, 4]:
             with s3_proxy.counting() as seen:
                 finish(app, group_id, task_ids[position], callback, position=position)
-            listings.append([listed_bucket(request.query) for request in seen if "list-type" in request.query])
-    # sub-bucket only; sub-bucket then bucket; then the full~ level and the clean-up
-    assert listings[:4] == [["0~0~"], ["1~0~"], ["0~0~", "0~"], ["0~1~", "0~"]]
-    assert listings[4][:2] == ["1~0~", "1~"]
+            listings.append([listed(request) for request in seen if "list-type" in request.query])
+    # its sub-bucket only, or then its bucket; the bucket full: the full~ level;
+    # the last: both levels, then the clean-up's listing of the whole chord
+    assert listings == [
+        ["b0~0~"],
+        ["b1~0~"],
+        ["b0~0~", "b0~"],
+        ["b0~1~", "b0~", "full~"],
+        ["b1~0~", "b1~", "full~", ""],
+    ]
     assert app.calls.read_text().splitlines() == ["5"]
 
 
