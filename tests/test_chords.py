@@ -177,7 +177,7 @@ def test_chord_bookkeeping_lives_under_the_chord_name(chord_app):
         }
     else:  # a local folder: the chord's state object and one per bucket of header tasks
         state = backend.decode(backend.get(chord_name))
-        assert state == {"size": 2, "done": [], "buckets": 1, "full": [], "fired": False}
+        assert state == {"size": 2, "places": 2, "done": [], "buckets": 1, "full": [], "fired": False}
         assert backend.decode(backend.get(f"{chord_name}~b0")) == {"count": 2, "done": [task_ids[0]]}
     finish(chord_app, group_id, task_ids[1], callback)
     assert [item.name for item in backend.adapter.list(prefix=chord_name)] == []

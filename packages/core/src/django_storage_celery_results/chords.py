@@ -596,7 +596,9 @@ class BucketStateCounter(StateObjectCounter):
     the chord's state object holding the full buckets.
 
     Each header task adds its id to its bucket's object (at most
-    FOLDER_BUCKET_SIZE ids) with a version-matched write; every finisher that finds
+    FOLDER_BUCKET_SIZE ids, spread by position modulo the number of buckets,
+    so concurrent neighbours rarely write the same object) with a
+    version-matched write; every finisher that finds
     its bucket full adds the bucket to the chord's object, and the one write
     that completes the set of full buckets also marks it fired. A task
     without a position finds it in the group record. A nested header (no
@@ -615,9 +617,9 @@ class BucketStateCounter(StateObjectCounter):
             return
         buckets = buckets_for(size, FOLDER_BUCKET_SIZE)
         for number in range(buckets):
-            state = {"count": bucket_count(size, number, FOLDER_BUCKET_SIZE), "done": []}
+            state = {"count": size // buckets + (number < size % buckets), "done": []}
             self.store.write_encoded(self.bucket_name(group_id, number), state)
-        top = {"size": size, "done": [], "buckets": buckets, "full": [], "fired": False}
+        top = {"size": size, "places": size, "done": [], "buckets": buckets, "full": [], "fired": False}
         self.store.write_encoded(self.keys.state(group_id), top)
 
     def set_size(self, group_id: str, size: int) -> None:
@@ -637,21 +639,40 @@ class BucketStateCounter(StateObjectCounter):
     def record(
         self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
     ) -> bool:
-        bucket = None
+        places = positions if valid_position(positions) else self._places(group_id)
+        if places is not None and not (valid_position(position) and cast(int, position) < places):
+            # no position, or one outside the header: the group record knows
+            position = self._position(group_id, task_id)
+        number = bucket = None
         if valid_position(position):
-            assert position is not None
-            bucket = self._add(self.bucket_name(group_id, position // FOLDER_BUCKET_SIZE), task_id)
-        if bucket is None:  # no position, or one out of range: the group record knows
+            number = self._bucket_of(cast(int, position), places)
+            bucket = self._add(self.bucket_name(group_id, number), task_id)
+        if bucket is None and places is None:  # applied before the spread buckets, out of range
             position = self._position(group_id, task_id)
             if position is not None:
-                bucket = self._add(self.bucket_name(group_id, position // FOLDER_BUCKET_SIZE), task_id)
-        if position is not None:
-            number = position // FOLDER_BUCKET_SIZE
-            if bucket is not None:
-                if bucket.get("resized"):
-                    return self._count_every_bucket(group_id, task_id, placed=True)
-                return len(bucket["done"]) >= bucket["count"] and self._bucket_full(group_id, number)
+                number = position // FOLDER_BUCKET_SIZE
+                bucket = self._add(self.bucket_name(group_id, number), task_id)
+        if number is not None and bucket is not None:
+            if bucket.get("resized"):
+                return self._count_every_bucket(group_id, task_id, placed=True)
+            return len(bucket["done"]) >= bucket["count"] and self._bucket_full(group_id, number)
         return self._count_every_bucket(group_id, task_id, placed=False)
+
+    @staticmethod
+    def _bucket_of(position: int, places: int | None) -> int:
+        """Position p goes to bucket p mod the number of buckets, so the header
+        tasks that finish together (neighbours) rewrite different objects;
+        chords applied before that (no places known) by p // FOLDER_BUCKET_SIZE."""
+        if places is None:
+            return position // FOLDER_BUCKET_SIZE
+        return position % buckets_for(places, FOLDER_BUCKET_SIZE)
+
+    def _places(self, group_id: str) -> int | None:
+        """The header's places, as apply wrote them in the chord's object (a
+        finisher whose callback did not carry them: one read)."""
+        stored = self.store.read_decoded(self.keys.state(group_id))
+        places = stored.value.get("places") if stored and isinstance(stored.value, dict) else None
+        return places if valid_position(places) else None
 
     def _add(self, name: str, task_id: str) -> dict[str, Any] | None:
         """The bucket with task_id added (written, or already there); None when there is no such bucket."""
