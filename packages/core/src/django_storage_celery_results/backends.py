@@ -206,7 +206,7 @@ class StorageBackend(KeyValueStoreBackend):
         return self._put(name, self.encode(value), mode)
 
     def list_names(self, prefix: str) -> list[str]:
-        return [item.name for item in self.adapter.list(prefix=prefix)]
+        return list(self.adapter.list_names(prefix))
 
     def delete_names(self, names: Iterable[str]) -> None:
         names = list(names)
