@@ -179,6 +179,50 @@ def test_only_the_last_of_a_sub_bucket_lists_its_bucket(make_app, s3_config, s3_
     assert app.calls.read_text().splitlines() == ["5"]
 
 
+def test_folder_neighbours_rewrite_different_bucket_objects(chord_app, small_buckets):
+    """In a folder, position p goes to bucket p mod the number of buckets, so
+    header tasks finishing together (neighbours) do not race for one object."""
+    backend = chord_app.backend
+    if backend.adapter.prefix_listing:
+        pytest.skip("object stores count markers, not bucket objects")
+    group_id, task_ids, callback = start_chord(chord_app, 8)  # 3 buckets of at most 3
+    chord_name = backend.get_key_for_chord(group_id)
+    assert [backend.decode(backend.get(f"{chord_name}~b{n}"))["count"] for n in range(3)] == [3, 3, 2]
+    for position in (0, 1, 2):
+        finish(chord_app, group_id, task_ids[position], callback, position=position)
+    held = [backend.decode(backend.get(f"{chord_name}~b{n}"))["done"] for n in range(3)]
+    assert held == [[task_ids[0]], [task_ids[1]], [task_ids[2]]]
+    for position in range(3, 8):
+        assert callback_lines(chord_app) == []
+        finish(chord_app, group_id, task_ids[position], callback, position=position)
+    assert callback_lines(chord_app) == ["8"]
+    assert chord_objects(chord_app) == []
+
+
+def test_a_folder_chord_applied_with_buckets_by_range_still_completes(chord_app, small_buckets):
+    """A chord applied before the spread buckets (bucket p // size, no places in
+    the chord's object, none in the callback) completes once, after all."""
+    app = chord_app
+    backend = app.backend
+    if backend.adapter.prefix_listing:
+        pytest.skip("object stores count markers, not bucket objects")
+    group_id = str(uuid.uuid4())
+    task_ids = [str(uuid.uuid4()) for _ in range(5)]
+    callback = app.signature("tests.record_callback")
+    callback.freeze()
+    app.GroupResult(group_id, [app.AsyncResult(task_id) for task_id in task_ids]).save(backend=backend)
+    chord_name = backend.get_key_for_chord(group_id)
+    backend.write_encoded(chord_name, {"size": 5, "done": [], "buckets": 2, "full": [], "fired": False})
+    backend.write_encoded(f"{chord_name}~b0", {"count": 3, "done": []})
+    backend.write_encoded(f"{chord_name}~b1", {"count": 2, "done": []})
+    for position in [4, 0, 2, 3]:
+        finish(app, group_id, task_ids[position], dict(callback), position=position)
+    assert callback_lines(app) == []
+    finish(app, group_id, task_ids[1], dict(callback), position=1)
+    assert callback_lines(app) == ["5"]
+    assert chord_objects(app) == []
+
+
 # -- the double election (the issue's failure 2) --------------------------------------
 
 
