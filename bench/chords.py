@@ -1,6 +1,6 @@
 """Benchmark: one chord of N tasks (default 100) on each storage, with a real worker.
 
-    hatch run bench:chords [--size N] [--storages filesystem,s3,gcs,azure]
+    hatch run bench:chords [--size N] [--storages filesystem,s3,gcs,azure] [--targets native,polling,celery]
 
 A Redis broker and a `celery worker` subprocess (prefork, --processes 4) per
 configuration; the header is N `tests.add` tasks (with --task-seconds S:
@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +46,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import chosen_storages, setup_django
 from support.fscalls import Touched, touching
 from support.processes import RedisServer, Worker
-from support.proxy import CountingProxy
+from support.proxy import CountingProxy, Request
 from support.stores.azure import AzureStore, azurite_connection_string
 from support.stores.gcs import GCSStore
 from support.stores.s3 import S3_CREDENTIALS, S3Store, s3_client
 
 STORAGES = ("filesystem", "s3", "gcs", "azure")
+#: What runs on each storage: this backend counting chords itself, this
+#: backend on the generic adapter (chord_unlock), Celery's own backend.
+TARGETS = ("native", "polling", "celery")
 PROCESSES = 4  # the default of --processes
 WARM_UP = 16
 #: Longest wait for a chord's callback, in seconds.
@@ -85,6 +89,8 @@ class Outcome:
     conflicts: int = 0
     problem: str = ""
     tasks: dict[str, int] = field(default_factory=dict)
+    #: Requests by kind (PUT, GET, HEAD, LIST, DELETE), through the proxy.
+    kinds: Counter[str] = field(default_factory=Counter)
 
 
 # -- the storages: each yields its targets while its emulator runs -------------------
@@ -294,11 +300,11 @@ def run_chords(
 
 
 @contextlib.contextmanager
-def counting(target: Target) -> Iterator[Callable[[], Touched | int | None]]:
+def counting(target: Target) -> Iterator[Callable[[], Touched | list[Request] | None]]:
     """This process's share of the store calls (requests: every process's)."""
     if target.proxy is not None:
         with target.proxy.counting() as seen:
-            yield lambda: len(seen)
+            yield lambda: seen
     elif target.folder and not target.uncounted:
         with touching(target.folder) as touched:
             yield lambda: touched
@@ -306,7 +312,21 @@ def counting(target: Target) -> Iterator[Callable[[], Touched | int | None]]:
         yield lambda: None
 
 
-def tally(outcome: Outcome, output: str, counted: Touched | int | None) -> None:
+def request_kind(request: Request) -> str:
+    """PUT, GET, HEAD, LIST or DELETE (a bulk delete too), on S3, GCS and Azure."""
+    query = request.query
+    if request.method == "GET" and (
+        "list-type=" in query or "comp=list" in query or request.path.rstrip("/").endswith("/o")
+    ):
+        return "LIST"
+    if request.method == "POST" and ("delete" in query or "comp=batch" in query or "/batch/" in request.path):
+        return "DELETE"
+    if request.method == "POST":  # GCS uploads
+        return "PUT"
+    return request.method
+
+
+def tally(outcome: Outcome, output: str, counted: Touched | list[Request] | None) -> None:
     received = RECEIVED.findall(output)
     for name, _ in received:
         outcome.tasks[name] = outcome.tasks.get(name, 0) + 1
@@ -321,8 +341,9 @@ def tally(outcome: Outcome, output: str, counted: Touched | int | None) -> None:
         paths.update(task.get("paths", ()))
     if isinstance(counted, Touched):
         outcome.calls, outcome.files = calls + counted.calls, len(paths | counted.paths)
-    elif isinstance(counted, int):
-        outcome.calls = counted
+    elif isinstance(counted, list):
+        outcome.calls = len(counted)
+        outcome.kinds = Counter(request_kind(request) for request in counted)
 
 
 def settle(log: Path, offset: int, timeout: float = 30) -> bool:
@@ -352,7 +373,7 @@ def tail(log: Path, offset: int, lines: int = 40) -> str:
 def table(outcomes: list[Outcome], size: int) -> str:
     header = (
         f"{'storage':<11} {'target':<25} {'wall s':>7} {'store calls':>11} {'per task':>8} "
-        f"{'files':>6} {'messages':>8} {'chord_unlock':>12} {'conflicts':>9}"
+        f"{'files':>6} {'messages':>8} {'chord_unlock':>12} {'conflicts':>9}  requests by kind"
     )
     rows = [header, "-" * len(header)]
     for item in outcomes:
@@ -367,9 +388,13 @@ def table(outcomes: list[Outcome], size: int) -> str:
         conflicts = str(item.conflicts) if item.chord_writes else "-"
         rows.append(
             f"{start} {wall:>7} {calls:>11} {per_task:>8} {files:>6} {item.messages:>8} "
-            f"{item.unlocks:>12} {conflicts:>9}"
+            f"{item.unlocks:>12} {conflicts:>9}  {kinds(item.kinds)}"
         )
     return "\n".join(rows)
+
+
+def kinds(counted: Counter[str]) -> str:
+    return " ".join(f"{kind} {count}" for kind, count in sorted(counted.items()))
 
 
 def main() -> None:
@@ -391,8 +416,14 @@ def main() -> None:
         default=",".join(STORAGES),
         help=f"comma-separated, of {', '.join(STORAGES)} (default: all)",
     )
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help=f"comma-separated, of {', '.join(TARGETS)} (default: all)",
+    )
     args = parser.parse_args()
     chosen = chosen_storages(parser, args.storages, STORAGES)
+    targets = chosen_storages(parser, args.targets, TARGETS)
     # google-auth would otherwise look for the GCE metadata server (workers inherit it).
     os.environ.setdefault("NO_GCE_CHECK", "true")
     setup_django()
@@ -405,8 +436,10 @@ def main() -> None:
     outcomes: list[Outcome] = []
     try:
         for storage in chosen:
-            with storages[storage]() as targets:
-                for target in targets:
+            with storages[storage]() as offered:
+                for target in offered:
+                    if target.name.split()[0] not in targets:
+                        continue
                     if target.note:
                         outcomes.append(Outcome(target))
                         continue

@@ -31,6 +31,7 @@ from support.stores.s3 import no_sdk_retries
 def small_buckets(monkeypatch):
     for name in ("BUCKET_SIZE", "FOLDER_BUCKET_SIZE"):  # not raising: the tests also run on the old design
         monkeypatch.setattr(chords, name, 3, raising=False)
+    monkeypatch.setattr(chords, "SUB_BUCKET_SIZE", 2, raising=False)  # a short sub-bucket in every bucket
     return 3
 
 
@@ -122,6 +123,104 @@ def test_a_size_correction_on_a_flat_header_is_honoured(chord_app, small_buckets
         assert callback_lines(chord_app) == []
         finish(chord_app, group_id, task_id, callback, position=position)
     assert callback_lines(chord_app) == ["7"]
+
+
+def test_apply_tells_the_header_tasks_how_many_places_the_header_has(chord_app):
+    """The callback signature, which each header task gets as request.chord,
+    carries the number of positions of a flat header; a nested one gets none."""
+    _, _, callback = start_chord(chord_app, 7)
+    assert callback[chords.POSITIONS_KEY] == 7
+    nested = chord_app.signature("tests.record_callback")
+    nested.freeze()
+    inner = chord_app.GroupResult(str(uuid.uuid4()), [chord_app.AsyncResult(str(uuid.uuid4()))])
+    chord_app.backend.apply_chord((str(uuid.uuid4()), [inner]), nested)
+    assert chords.POSITIONS_KEY not in nested
+
+
+def test_a_callback_without_the_number_of_places_still_fires_once_after_all(chord_app, small_buckets):
+    """A chord applied by a version that did not write the number of places:
+    every finisher lists its bucket, and the chord still fires once, last."""
+    group_id, task_ids, callback = start_chord(chord_app, 8)
+    bare = {key: value for key, value in callback.items() if key != chords.POSITIONS_KEY}
+    for position in [7, 0, 3, 5, 1, 6, 2]:
+        finish(chord_app, group_id, task_ids[position], bare, position=position)
+        finish(chord_app, group_id, task_ids[position], bare, position=position)  # redelivered
+    assert callback_lines(chord_app) == []
+    finish(chord_app, group_id, task_ids[4], bare, position=4)
+    assert callback_lines(chord_app) == ["8"]
+    assert chord_objects(chord_app) == []
+
+
+def listed(request) -> str:
+    """What an S3 listing of a chord's markers asked for after the chord's name ("b0~1~", "full~", "")."""
+    return unquote(request.query).split("prefix=", 1)[1].split("&")[0].split("~", 1)[1]
+
+
+def test_only_the_last_of_a_sub_bucket_lists_its_bucket(make_app, s3_config, s3_proxy, tmp_path):
+    """Sub-buckets of 2 in buckets of 3 (5 tasks: sub-buckets {0,1} {2} | {3,4}):
+    a finisher lists its bucket only when its sub-bucket is full."""
+    app = eager_app(make_app, tmp_path, s3_config)
+    with mock.patch.object(chords, "BUCKET_SIZE", 3), mock.patch.object(chords, "SUB_BUCKET_SIZE", 2):
+        group_id, task_ids, callback = start_chord(app, 5)
+        listings = []
+        for position in [1, 3, 0, 2, 4]:
+            with s3_proxy.counting() as seen:
+                finish(app, group_id, task_ids[position], callback, position=position)
+            listings.append([listed(request) for request in seen if "list-type" in request.query])
+    # its sub-bucket only, or then its bucket; the bucket full: the full~ level;
+    # the last: both levels, then the clean-up's listing of the whole chord
+    assert listings == [
+        ["b0~0~"],
+        ["b1~0~"],
+        ["b0~0~", "b0~"],
+        ["b0~1~", "b0~", "full~"],
+        ["b1~0~", "b1~", "full~", ""],
+    ]
+    assert app.calls.read_text().splitlines() == ["5"]
+
+
+def test_folder_neighbours_rewrite_different_bucket_objects(chord_app, small_buckets):
+    """In a folder, position p goes to bucket p mod the number of buckets, so
+    header tasks finishing together (neighbours) do not race for one object."""
+    backend = chord_app.backend
+    if backend.adapter.prefix_listing:
+        pytest.skip("object stores count markers, not bucket objects")
+    group_id, task_ids, callback = start_chord(chord_app, 8)  # 3 buckets of at most 3
+    chord_name = backend.get_key_for_chord(group_id)
+    assert [backend.decode(backend.get(f"{chord_name}~b{n}"))["count"] for n in range(3)] == [3, 3, 2]
+    for position in (0, 1, 2):
+        finish(chord_app, group_id, task_ids[position], callback, position=position)
+    held = [backend.decode(backend.get(f"{chord_name}~b{n}"))["done"] for n in range(3)]
+    assert held == [[task_ids[0]], [task_ids[1]], [task_ids[2]]]
+    for position in range(3, 8):
+        assert callback_lines(chord_app) == []
+        finish(chord_app, group_id, task_ids[position], callback, position=position)
+    assert callback_lines(chord_app) == ["8"]
+    assert chord_objects(chord_app) == []
+
+
+def test_a_folder_chord_applied_with_buckets_by_range_still_completes(chord_app, small_buckets):
+    """A chord applied before the spread buckets (bucket p // size, no places in
+    the chord's object, none in the callback) completes once, after all."""
+    app = chord_app
+    backend = app.backend
+    if backend.adapter.prefix_listing:
+        pytest.skip("object stores count markers, not bucket objects")
+    group_id = str(uuid.uuid4())
+    task_ids = [str(uuid.uuid4()) for _ in range(5)]
+    callback = app.signature("tests.record_callback")
+    callback.freeze()
+    app.GroupResult(group_id, [app.AsyncResult(task_id) for task_id in task_ids]).save(backend=backend)
+    chord_name = backend.get_key_for_chord(group_id)
+    backend.write_encoded(chord_name, {"size": 5, "done": [], "buckets": 2, "full": [], "fired": False})
+    backend.write_encoded(f"{chord_name}~b0", {"count": 3, "done": []})
+    backend.write_encoded(f"{chord_name}~b1", {"count": 2, "done": []})
+    for position in [4, 0, 2, 3]:
+        finish(app, group_id, task_ids[position], dict(callback), position=position)
+    assert callback_lines(app) == []
+    finish(app, group_id, task_ids[1], dict(callback), position=1)
+    assert callback_lines(app) == ["5"]
+    assert chord_objects(app) == []
 
 
 # -- the double election (the issue's failure 2) --------------------------------------

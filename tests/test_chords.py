@@ -119,19 +119,20 @@ def test_s3_requests_per_header_task(make_app, s3_config, s3_proxy, tmp_path):
 
     group_id, task_ids, callback = start_chord(app, 20)
     per_task = []
-    for task_id in task_ids[:-1]:
+    for position, task_id in enumerate(task_ids[:-1]):
         with s3_proxy.counting() as seen:
-            finish(app, group_id, task_id, callback)
+            finish(app, group_id, task_id, callback, position=position)
         per_task.append(len(seen))
     with s3_proxy.counting() as last:
-        finish(app, group_id, task_ids[-1], callback)
-    # its result, its marker, one listing of the chord's markers
-    assert per_task == [3] * 19
-    # the last one (its result, its marker, a listing) also creates the "fired"
-    # marker, reads the group and the 20 header results, sends the callback
-    # (eager here: its result is one more create) and removes the group and
-    # the markers (a listing, one batch)
-    expected = {"PUT if-none-match=*": 3, "PUT": 1, "GET?list-type": 2, "GET": 21}
+        finish(app, group_id, task_ids[-1], callback, position=19)
+    # its result, its marker, one listing of its sub-bucket of 10; the one that
+    # fills the first sub-bucket lists the bucket too (not full yet)
+    assert per_task == [3] * 9 + [4] + [3] * 9
+    # the last one (its result, its marker, a listing of its sub-bucket and
+    # one of its bucket) also creates the "fired" marker, reads the group and
+    # the 20 header results, sends the callback (eager here: its result is
+    # one more create) and removes the group and the markers (a listing, one batch)
+    expected = {"PUT if-none-match=*": 3, "PUT": 1, "GET?list-type": 3, "GET": 21}
     expected.update({"DELETE": 1, "POST?delete": 1})
     assert Counter(calls(last)) == Counter(expected)
     assert app.AsyncResult(callback.id).get(timeout=5) == 20
@@ -168,14 +169,15 @@ def test_chord_bookkeeping_lives_under_the_chord_name(chord_app):
     if backend.adapter.prefix_listing:  # object stores: one marker per finished task
         members = {item.name for item in backend.adapter.list(prefix=chord_name)}
         # the bucket's expected count (written at apply), and the finished
-        # task, which came without a position (request.group_index)
+        # task, which came without a position (request.group_index) and was
+        # placed in sub-bucket 0 of bucket 0 by its place in the group record
         assert members == {
             f"{chord_name}~b0~.expect-2-of-2-in-1",
-            f"{chord_name}~b0~.u-{task_ids[0]}",
+            f"{chord_name}~b0~0~{task_ids[0]}",
         }
     else:  # a local folder: the chord's state object and one per bucket of header tasks
         state = backend.decode(backend.get(chord_name))
-        assert state == {"size": 2, "done": [], "buckets": 1, "full": [], "fired": False}
+        assert state == {"size": 2, "places": 2, "done": [], "buckets": 1, "full": [], "fired": False}
         assert backend.decode(backend.get(f"{chord_name}~b0")) == {"count": 2, "done": [task_ids[0]]}
     finish(chord_app, group_id, task_ids[1], callback)
     assert [item.name for item in backend.adapter.list(prefix=chord_name)] == []

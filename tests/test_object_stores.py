@@ -10,6 +10,7 @@ provider joins this suite by its StoreUnderTest in support.stores.STORES.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -288,6 +289,20 @@ def test_delete_many_sends_full_batches(store, make_app):
         adapter.delete_many(names)  # most are missing: that is no error
     assert store.calls(seen) == ["bulk-delete"] * 3
     assert store.names() == set()
+
+
+def test_names_only_listings_are_one_request_and_leave_out_deeper_names(store, make_app):
+    """What chord bookkeeping lists: the names directly under the prefix, as
+    list() gives them, in one listing request (Azure: list_blob_names)."""
+    adapter = store.app(make_app).backend.adapter
+    for name in ["chord-x~b0~1", "chord-x~b0~2", "chord-x~b1~1", "chord-y~b0~1"]:
+        adapter.put(name, b"{}")
+    adapter.storage.save("chord-x~b0~deeper/name", io.BytesIO(b"{}"))  # not ours: below a "/"
+    with store.proxy.counting() as seen:
+        names = list(adapter.list_names("chord-x~b0~"))
+    assert store.calls(seen) == ["list"]
+    assert sorted(names) == ["chord-x~b0~1", "chord-x~b0~2"]
+    assert sorted(names) == sorted(item.name for item in adapter.list(prefix="chord-x~b0~"))
 
 
 def test_a_lifecycle_rule_refuses_the_bucket_root(store, make_app):

@@ -167,6 +167,11 @@ class StorageAdapter(abc.ABC):
         listed = self.list(lambda name: cursor is None or name > cursor, prefix=prefix)
         return page_of(heapq.nsmallest(limit + 1, listed, key=lambda item: item.name), limit)
 
+    def list_names(self, prefix: str = "") -> Iterator[str]:
+        """The names of the objects directly under the storage root that start
+        with prefix (chord bookkeeping: no times or sizes needed)."""
+        return (item.name for item in self.list(prefix=prefix))
+
     def remove_leftovers(self, older_than: datetime.datetime) -> int:
         """Delete debris of interrupted writes older than the given time.
 
@@ -286,6 +291,11 @@ class ObjectStoreAdapter(StorageAdapter):
         from the store's continuation token (None: the first page); the
         objects and the token of the next page (None at the end)."""
 
+    def list_key_names(self, prefix: str) -> Iterable[str]:
+        """The keys directly under prefix, without what else the listing says;
+        a provider whose SDK parses names alone faster overrides it."""
+        return (entry.name for entry in self.list_entries(prefix))
+
     def list_keys(self, prefix: str) -> Iterable[tuple[str, datetime.datetime | None]]:
         """(key, modified) of the objects directly under prefix."""
         return ((entry.name, entry.modified) for entry in self.list_entries(prefix))
@@ -374,6 +384,12 @@ class ObjectStoreAdapter(StorageAdapter):
         except self.errors.raised as exc:
             raise self.refusal(exc, "listing") from exc
         return ListedPage(entries, token or None)
+
+    def list_names(self, prefix: str = "") -> Iterator[str]:
+        for key in self.list_key_names(self.prefix + prefix):
+            name = key[len(self.prefix) :]
+            if name:
+                yield name
 
     def is_retryable(self, exc: BaseException) -> bool:
         return self.kind(exc) in TRANSIENT or super().is_retryable(exc)

@@ -25,7 +25,7 @@ from kombu.utils.encoding import bytes_to_str
 
 from . import canvas, codec, expiry
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update, in_batches
-from .chords import ChordCounter, ChordKeys, DecodedObject, counter_for
+from .chords import POSITIONS_KEY, ChordCounter, ChordKeys, DecodedObject, counter_for
 from .config import MAX_SIZE_SETTING, BackendSettings
 from .exceptions import InvalidStoredResult, ResultTooLarge, StoredObjectTooLarge, VersionMismatch
 from .expiry import CleanupReport
@@ -207,7 +207,7 @@ class StorageBackend(KeyValueStoreBackend):
         return self._put(name, self.encode(value), mode)
 
     def list_names(self, prefix: str) -> list[str]:
-        return [item.name for item in self.adapter.list(prefix=prefix)]
+        return list(self.adapter.list_names(prefix))
 
     def delete_names(self, names: Iterable[str]) -> None:
         names = list(names)
@@ -418,6 +418,10 @@ class StorageBackend(KeyValueStoreBackend):
         # a group in the header: Celery corrects the size and positions collide
         flat = not any(isinstance(result, ResultSet) for result in header_result.results)
         self.chord_counter.start(header_result.id, len(header_result.results), flat)
+        if flat and isinstance(body, dict):
+            # Celery sends the header after this, each task with the callback
+            # as request.chord: it tells the finishers how many places there are
+            body[POSITIONS_KEY] = len(header_result.results)
         return None
 
     def set_chord_size(self, group_id: str, chord_size: int) -> None:
@@ -430,8 +434,9 @@ class StorageBackend(KeyValueStoreBackend):
             return
         callback = maybe_signature(request.chord, app=self.app)
         position = getattr(request, "group_index", None)
+        positions = request.chord.get(POSITIONS_KEY) if isinstance(request.chord, dict) else None
         try:
-            completed = self.chord_counter.record(group_id, request.id, position)
+            completed = self.chord_counter.record(group_id, request.id, position, positions)
         except Exception as exc:  # not transient (those are retried): fail it, do not hang
             logger.exception("Chord %s: cannot record header task %s", group_id, request.id)
             self.chord_error_from_stack(callback, ChordError(f"cannot record a header task: {exc!r}"))

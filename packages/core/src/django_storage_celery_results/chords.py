@@ -15,17 +15,26 @@ does cheaply:
   after it in its bucket and lists that bucket (at most one page). When the
   chord is applied, each bucket gets one ``.expect`` marker saying how many
   tasks it holds and how many buckets there are, so the listing tells the
-  finisher whether its bucket is full. A chord of one bucket is then fired
+  finisher whether its bucket is full. A bucket is split in sub-buckets of
+  ``SUB_BUCKET_SIZE`` positions: the finisher first lists its sub-bucket,
+  and only the one that sees it full lists the bucket (the callback
+  signature, which every header task carries, holds the header's number of
+  positions, ``POSITIONS_KEY``, so a finisher knows its sub-bucket's count
+  without a read). A chord of one bucket is then fired
   by whoever sees the bucket full and creates ``fired``; with more buckets,
   that finisher creates ``full~<n>`` and lists ``full~`` (at most one
   page) to see whether every bucket is full. Every writer writes before it
   lists and listings are strongly consistent, so the last writer at each
-  level always sees the set complete: 3 requests per header task (its
-  result, its marker, one listing) and O(1/BUCKET_SIZE) more, whatever N.
+  level (sub-bucket, bucket, chord) always sees the set complete: 3
+  requests per header task (its result, its marker, one listing of about
+  SUB_BUCKET_SIZE / 2 names), one more listing per sub-bucket and
+  O(1/BUCKET_SIZE) more, whatever N. A task without a position, or with
+  one outside the header, takes its place from the group record, so no
+  place stays empty.
 
   Where positions cannot be trusted (a nested header, whose size Celery
   corrects with ``set_chord_size`` and whose inner positions collide; a
-  task without a position, or out of range), a finisher counts the distinct
+  task that is not in the group record), a finisher counts the distinct
   task ids under the whole chord prefix against the size instead: O(N) per
   task, but always right. A task without a position also marks every bucket
   ``.u-<id>``, so the finishers that come after it take the same safe path.
@@ -67,7 +76,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .adapters import CREATE, OVERWRITE, PutMode, Update
 from .exceptions import VersionMismatch
@@ -87,6 +96,16 @@ BACKOFF_CAP = 0.25
 #: for 0.02 more requests per task (the full~ marker and its listing), and
 #: the full~ level stays one page up to 100,000 header tasks.
 BUCKET_SIZE = 100
+#: Header tasks per sub-bucket: a finisher first lists its sub-bucket (at most
+#: this many names) and lists its whole bucket only when the sub-bucket is
+#: full, so a listing returns about 11 names per task rather than about 50
+#: (moto spends most of a listing serialising its names, botocore parsing
+#: their timestamps), for 1/SUB_BUCKET_SIZE more listings per task.
+SUB_BUCKET_SIZE = 10
+#: The key apply_chord adds to the callback signature, which every header
+#: task carries as request.chord: the number of positions of a flat header,
+#: which lets a finisher tell how many tasks its sub-bucket holds.
+POSITIONS_KEY = "storage_chord_positions"
 #: Header tasks per bucket on the folder, where each finisher rewrites its
 #: bucket's state object: small, so a rewrite stays a few KiB.
 FOLDER_BUCKET_SIZE = 100
@@ -181,11 +200,27 @@ class ChordCounter(abc.ABC):
         """
 
     @abc.abstractmethod
-    def record(self, group_id: str, task_id: str, position: int | None = None) -> bool:
+    def record(
+        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+    ) -> bool:
         """Add a finished header task; True for exactly one caller: the one that fires.
 
-        position: the task's place in the header (request.group_index), if known.
+        position: the task's place in the header (request.group_index), if known;
+        positions: how many places a flat header has, as apply_chord wrote
+        them into the callback signature (request.chord), if known.
         """
+
+    def _position(self, group_id: str, task_id: str) -> int | None:
+        """Where task_id stands in the chord's flat header, from the group record."""
+        stored = self.store.read_decoded(self.keys.group(group_id))
+        try:
+            children = stored.value["result"][1] if stored else []
+            ids = [child[0][0] for child in children if child[1] is None]
+        except (TypeError, KeyError, IndexError):
+            return None
+        if len(ids) != len(children) or task_id not in ids:
+            return None  # a nested header, or not one of its tasks
+        return ids.index(task_id)
 
     def fired_by(self, group_id: str, task_id: str) -> None:
         """Called when record() elected task_id but the chord turned out fired already."""
@@ -232,7 +267,9 @@ class StateObjectCounter(ChordCounter):
     def set_size(self, group_id: str, size: int) -> None:
         self.update(group_id, lambda progress: _with_size(progress, size))
 
-    def record(self, group_id: str, task_id: str, position: int | None = None) -> bool:
+    def record(
+        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+    ) -> bool:
         def add(progress: ChordProgress | None) -> ChordProgress | None:
             progress = progress or ChordProgress()
             if task_id in progress.done:
@@ -383,6 +420,10 @@ class MarkerCounter(ChordCounter):
     def bucket(number: int) -> str:
         return f"b{number}~"
 
+    @classmethod
+    def sub_bucket(cls, number: int, sub: int) -> str:
+        return f"{cls.bucket(number)}{sub}~"
+
     def _mark(self, group_id: str, member: str, value: Any = None, mode: PutMode = OVERWRITE) -> None:
         name = self.keys.member(group_id, member)
         for attempt in range(MAX_ROUNDS):
@@ -402,7 +443,13 @@ class MarkerCounter(ChordCounter):
             member = name[len(prefix) :]
             bucket, sep, rest = member.partition("~")
             if sep and bucket[:1] == "b" and bucket[1:].isdigit():
-                if rest.startswith(self.UNPLACED):
+                sub, sub_sep, inner = rest.partition("~")
+                if sub_sep and sub.isdigit():  # in a sub-bucket
+                    if inner == self.RESIZED:
+                        listing.resized = True
+                    elif inner and not inner.startswith("."):
+                        listing.placed.add(inner)
+                elif rest.startswith(self.UNPLACED):
                     listing.unplaced.add(rest[len(self.UNPLACED) :])
                 elif rest == self.RESIZED:
                     listing.resized = True
@@ -447,19 +494,40 @@ class MarkerCounter(ChordCounter):
             # task after this, so the last finisher sees it).
             for number in range(buckets_for(applied, BUCKET_SIZE)):
                 self._mark(group_id, self.bucket(number) + self.RESIZED)
+                # and every sub-bucket, which a finisher lists before its bucket
+                held = bucket_count(applied, number, BUCKET_SIZE)
+                for sub in range(buckets_for(held, SUB_BUCKET_SIZE)):
+                    self._mark(group_id, self.sub_bucket(number, sub) + self.RESIZED)
 
     # -- header tasks ----------------------------------------------------------------
 
-    def record(self, group_id: str, task_id: str, position: int | None = None) -> bool:
+    def record(
+        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+    ) -> bool:
         task = self.keys.task(task_id)
         # what this call's create-only markers hold: unique to the call, not the
         # task, so a redelivery of the same task racing it is someone else
         vote = Vote(task_id, uuid.uuid4().hex)
+        places = positions if valid_position(positions) else None
+        if places is not None and not (valid_position(position) and cast(int, position) < places):
+            # no position, or one outside the header: the group record knows
+            # where the task stands (an empty place would keep its sub-bucket
+            # from ever looking full)
+            position = self._position(group_id, task_id)
         if not valid_position(position):
             return self._record_unplaced(group_id, vote, task)
         assert position is not None
-        number = position // BUCKET_SIZE
-        self._mark(group_id, self.bucket(number) + task)
+        number, sub = divmod(position, BUCKET_SIZE)
+        sub //= SUB_BUCKET_SIZE
+        self._mark(group_id, self.sub_bucket(number, sub) + task)
+        if places is not None:
+            # Only the last writer of a sub-bucket can be the last of its
+            # bucket: the others see it short and stop here (a corrected
+            # size marks every sub-bucket, and then every finisher goes on).
+            held = bucket_count(bucket_count(places, number, BUCKET_SIZE), sub, SUB_BUCKET_SIZE)
+            seen = self._list(group_id, self.sub_bucket(number, sub))
+            if not seen.resized and len(seen.placed) < held:
+                return False
         seen = self._list(group_id, self.bucket(number))
         expect = seen.expect
         if expect is None or seen.resized or (seen.unplaced and expect.buckets > 1):
@@ -528,7 +596,9 @@ class BucketStateCounter(StateObjectCounter):
     the chord's state object holding the full buckets.
 
     Each header task adds its id to its bucket's object (at most
-    FOLDER_BUCKET_SIZE ids) with a version-matched write; every finisher that finds
+    FOLDER_BUCKET_SIZE ids, spread by position modulo the number of buckets,
+    so concurrent neighbours rarely write the same object) with a
+    version-matched write; every finisher that finds
     its bucket full adds the bucket to the chord's object, and the one write
     that completes the set of full buckets also marks it fired. A task
     without a position finds it in the group record. A nested header (no
@@ -547,9 +617,9 @@ class BucketStateCounter(StateObjectCounter):
             return
         buckets = buckets_for(size, FOLDER_BUCKET_SIZE)
         for number in range(buckets):
-            state = {"count": bucket_count(size, number, FOLDER_BUCKET_SIZE), "done": []}
+            state = {"count": size // buckets + (number < size % buckets), "done": []}
             self.store.write_encoded(self.bucket_name(group_id, number), state)
-        top = {"size": size, "done": [], "buckets": buckets, "full": [], "fired": False}
+        top = {"size": size, "places": size, "done": [], "buckets": buckets, "full": [], "fired": False}
         self.store.write_encoded(self.keys.state(group_id), top)
 
     def set_size(self, group_id: str, size: int) -> None:
@@ -566,22 +636,43 @@ class BucketStateCounter(StateObjectCounter):
             for number in range(buckets_for(applied, FOLDER_BUCKET_SIZE)):
                 self.update_object(self.bucket_name(group_id, number), lambda bucket: _resized(bucket, None))
 
-    def record(self, group_id: str, task_id: str, position: int | None = None) -> bool:
-        bucket = None
+    def record(
+        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+    ) -> bool:
+        places = positions if valid_position(positions) else self._places(group_id)
+        if places is not None and not (valid_position(position) and cast(int, position) < places):
+            # no position, or one outside the header: the group record knows
+            position = self._position(group_id, task_id)
+        number = bucket = None
         if valid_position(position):
-            assert position is not None
-            bucket = self._add(self.bucket_name(group_id, position // FOLDER_BUCKET_SIZE), task_id)
-        if bucket is None:  # no position, or one out of range: the group record knows
+            number = self._bucket_of(cast(int, position), places)
+            bucket = self._add(self.bucket_name(group_id, number), task_id)
+        if bucket is None and places is None:  # applied before the spread buckets, out of range
             position = self._position(group_id, task_id)
             if position is not None:
-                bucket = self._add(self.bucket_name(group_id, position // FOLDER_BUCKET_SIZE), task_id)
-        if position is not None:
-            number = position // FOLDER_BUCKET_SIZE
-            if bucket is not None:
-                if bucket.get("resized"):
-                    return self._count_every_bucket(group_id, task_id, placed=True)
-                return len(bucket["done"]) >= bucket["count"] and self._bucket_full(group_id, number)
+                number = position // FOLDER_BUCKET_SIZE
+                bucket = self._add(self.bucket_name(group_id, number), task_id)
+        if number is not None and bucket is not None:
+            if bucket.get("resized"):
+                return self._count_every_bucket(group_id, task_id, placed=True)
+            return len(bucket["done"]) >= bucket["count"] and self._bucket_full(group_id, number)
         return self._count_every_bucket(group_id, task_id, placed=False)
+
+    @staticmethod
+    def _bucket_of(position: int, places: int | None) -> int:
+        """Position p goes to bucket p mod the number of buckets, so the header
+        tasks that finish together (neighbours) rewrite different objects;
+        chords applied before that (no places known) by p // FOLDER_BUCKET_SIZE."""
+        if places is None:
+            return position // FOLDER_BUCKET_SIZE
+        return position % buckets_for(places, FOLDER_BUCKET_SIZE)
+
+    def _places(self, group_id: str) -> int | None:
+        """The header's places, as apply wrote them in the chord's object (a
+        finisher whose callback did not carry them: one read)."""
+        stored = self.store.read_decoded(self.keys.state(group_id))
+        places = stored.value.get("places") if stored and isinstance(stored.value, dict) else None
+        return places if valid_position(places) else None
 
     def _add(self, name: str, task_id: str) -> dict[str, Any] | None:
         """The bucket with task_id added (written, or already there); None when there is no such bucket."""
@@ -625,18 +716,6 @@ class BucketStateCounter(StateObjectCounter):
 
         written = self.update_object(self.keys.state(group_id), add)
         return bool(written and written.get("fired"))
-
-    def _position(self, group_id: str, task_id: str) -> int | None:
-        """Where task_id stands in the chord's flat header, from the group record."""
-        stored = self.store.read_decoded(self.keys.group(group_id))
-        try:
-            children = stored.value["result"][1] if stored else []
-            ids = [child[0][0] for child in children if child[1] is None]
-        except (TypeError, KeyError, IndexError):
-            return None
-        if len(ids) != len(children) or task_id not in ids:
-            return None  # a nested header, or not one of its tasks
-        return ids.index(task_id)
 
     def forget(self, group_id: str) -> None:
         stored = self.store.read_decoded(self.keys.state(group_id))
