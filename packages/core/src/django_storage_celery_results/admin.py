@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from . import browse
 from .exceptions import ImproperlyConfigured, InvalidResultId, StoredObjectTooLarge, StoreRequestFailed
-from .inventory import DELETE_BATCH, GROUP, KINDS, TASK, Inventory, Result
+from .inventory import DELETE_BATCH, GROUP, KINDS, SUMMARY_FIELDS, TASK, Inventory, Result
 from .models import StoredResult
 from .selection import Selection, purge
 
@@ -209,14 +209,7 @@ class StoredResultAdmin(admin.ModelAdmin):
             return self._misconfigured(request, exc)
         meta = dict(result.meta or {})
         fields = []
-        for key, label in (
-            ("status", "State"),
-            ("name", "Task name"),
-            ("worker", "Worker"),
-            ("date_done", "Date done"),
-            ("retries", "Retries"),
-            ("queue", "Queue"),
-        ):
+        for key, label in SUMMARY_FIELDS:
             if meta.get(key) is not None:
                 fields.append((label, str(meta[key])))
         links = []

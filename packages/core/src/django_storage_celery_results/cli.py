@@ -32,7 +32,7 @@ from celery import states
 from . import checks as system_checks
 from .backends import StorageBackend
 from .exceptions import ImproperlyConfigured
-from .inventory import CHORD, DELETE_BATCH, GROUP, KINDS, TASK, Entry, Inventory, Result
+from .inventory import CHORD, DELETE_BATCH, GROUP, KINDS, SUMMARY_FIELDS, TASK, Entry, Inventory, Result
 from .redact import MASK, SECRET_NAME
 from .selection import Selection, select, select_for_purge
 
@@ -455,16 +455,7 @@ def show(session: Session, task_id: str, group: bool, raw: bool) -> int:
         session.say(f"This object is not a readable {what} result: {result.problem}.")
         return 1
     meta = dict(result.meta or {})
-    for key, label in (
-        ("status", "State"),
-        ("name", "Task name"),
-        ("worker", "Worker"),
-        ("date_done", "Date done"),
-        ("retries", "Retries"),
-        ("queue", "Queue"),
-        ("parent_id", "Parent"),
-        ("group_id", "Group"),
-    ):
+    for key, label in (*SUMMARY_FIELDS, ("parent_id", "Parent"), ("group_id", "Group")):
         if meta.get(key) is not None:
             session.say(f"{label:<11}{meta.pop(key)}")
         else:

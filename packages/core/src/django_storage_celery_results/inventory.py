@@ -33,6 +33,15 @@ if TYPE_CHECKING:
 
 TASK, GROUP, CHORD = "task", "group", "chord"
 KINDS = (TASK, GROUP, CHORD)
+#: What a result's summary shows, in order: (key of the stored dict, label).
+SUMMARY_FIELDS = (
+    ("status", "State"),
+    ("name", "Task name"),
+    ("worker", "Worker"),
+    ("date_done", "Date done"),
+    ("retries", "Retries"),
+    ("queue", "Queue"),
+)
 #: Names handed to one delete_many (the adapter splits them as its store needs).
 DELETE_BATCH = 1000
 
