@@ -9,6 +9,8 @@ anything outside the configured location. Tracebacks are never sent.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from celery import states
@@ -48,19 +50,28 @@ def task_document(task_id: str, result: Result | None) -> dict[str, Any]:
     return {"id": task_id, "status": state, "result": value, "date_done": meta.get("date_done")}
 
 
-def _inventory() -> Inventory | JsonResponse:
-    try:
-        return Inventory(browse.storage_backend())
-    except ImproperlyConfigured as exc:
-        return _json({"error": str(exc)}, status=503)
+View = Callable[..., JsonResponse]
+
+
+def _with_inventory(view: View) -> View:
+    """The view gets the project backend's Inventory; a 503 naming the
+    problem when the project's result backend cannot be used."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *ids: str, **named_ids: str) -> JsonResponse:
+        try:
+            inventory = Inventory(browse.storage_backend())
+        except ImproperlyConfigured as exc:
+            return _json({"error": str(exc)}, status=503)
+        return view(request, inventory, *ids, **named_ids)
+
+    return wrapper
 
 
 @require_GET
-def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
+@_with_inventory
+def task_status(request: HttpRequest, inventory: Inventory, task_id: str) -> JsonResponse:
     """One read: the task's state, result or progress meta."""
-    inventory = _inventory()
-    if isinstance(inventory, JsonResponse):
-        return inventory
     try:
         result = inventory.read_one(inventory.task_entry(task_id))
     except InvalidResultId as exc:
@@ -69,11 +80,9 @@ def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
 
 
 @require_GET
-def group_status(request: HttpRequest, group_id: str) -> JsonResponse:
+@_with_inventory
+def group_status(request: HttpRequest, inventory: Inventory, group_id: str) -> JsonResponse:
     """The group's read, then its members' in parallel: each member's state and result."""
-    inventory = _inventory()
-    if isinstance(inventory, JsonResponse):
-        return inventory
     try:
         group = inventory.read_one(inventory.task_entry(group_id, group=True))
     except InvalidResultId as exc:
