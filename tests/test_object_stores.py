@@ -18,6 +18,7 @@ import zlib
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import brotli
 import pytest
 from celery import states
 from django.utils.module_loading import import_string
@@ -29,6 +30,11 @@ from django_storage_celery_results.providers import registry
 from support.faults import Fault
 from support.hostile import HOSTILE_IDS
 from support.stores import STORES, StoreUnderTest
+
+try:
+    from compression import zstd  # Python 3.14
+except ImportError:
+    from backports import zstd
 
 KEY = "celery-results/celery-task-meta-task-1"
 
@@ -150,6 +156,24 @@ def test_compressed_results_carry_a_content_encoding(store, make_app):
     # the adapter gets the stored bytes too, not what an HTTP client would decode
     assert backend.adapter.read("celery-task-meta-task-1").data == stored
     assert backend.get_task_meta("task-1", cache=False)["result"] == {"answer": 42}
+
+
+@pytest.mark.parametrize(
+    ("compression", "encoding", "decompress"),
+    [
+        ("brotli", "br", brotli.decompress),
+        ("zstd", "zstd", zstd.decompress),
+    ],
+    ids=["brotli", "zstd"],
+)
+def test_brotli_and_zstd_results_carry_their_content_encoding(
+    store, make_app, compression, encoding, decompress
+):
+    backend = store.app(make_app, result_compression=compression).backend
+    backend.store_result("task-1", {"answer": 42, "text": "x" * 1000}, states.SUCCESS)
+    assert store.labels(KEY) == ("application/json", encoding)
+    assert json.loads(decompress(store.fetch(KEY)))["result"]["answer"] == 42
+    assert backend.get_task_meta("task-1", cache=False)["result"] == {"answer": 42, "text": "x" * 1000}
 
 
 def test_compression_http_cannot_name_stays_in_band(store, make_app):

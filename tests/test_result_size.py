@@ -12,6 +12,7 @@ import tracemalloc
 import zlib
 from types import SimpleNamespace
 
+import brotli
 import pytest
 from celery import states
 from celery.result import AsyncResult
@@ -27,6 +28,11 @@ from django_storage_celery_results.exceptions import (
     StoredObjectTooLarge,
 )
 from support.stores import STORES
+
+try:
+    from compression import zstd  # Python 3.14
+except ImportError:
+    from backports import zstd
 
 TASK = "5d1c3e0a-9f8e-4b7a-8c6d-2e1f0a9b8c7d"
 LIMIT = 2000
@@ -203,15 +209,24 @@ def test_a_compressed_result_expanding_past_the_limit_is_refused(storage):
     assert AsyncResult(TASK, app=app).get(timeout=1) == 7
 
 
+#: 1 MiB of zeros in each Content-Encoding results are stored with.
+LABELLED_BOMBS = {
+    "deflate": ZLIB_BOMB,
+    "br": brotli.compress(bytes(1 << 20)),
+    "zstd": zstd.compress(bytes(1 << 20)),
+}
+
+
+@pytest.mark.parametrize("encoding", LABELLED_BOMBS)
 @pytest.mark.parametrize("store_name", STORES)
-def test_a_deflate_labelled_object_expanding_past_the_limit_is_refused(store_name, fresh_store, make_app):
-    """The form results compressed with zlib take on stores that keep labels
-    (the body with Content-Encoding: deflate): no SDK expands it on the way in."""
+def test_a_labelled_object_expanding_past_the_limit_is_refused(store_name, encoding, fresh_store, make_app):
+    """The form compressed results take on stores that keep labels (the body
+    with its Content-Encoding: deflate, br, zstd): no SDK expands it on the way in."""
     app = fresh_store(store_name).app(make_app, result_storage_max_size=LIMIT)
     backend = app.backend
-    backend.adapter.put(
-        backend.get_key_for_task(TASK), ZLIB_BOMB, content=Content("application/json", "deflate")
-    )
+    bomb = LABELLED_BOMBS[encoding]
+    assert len(bomb) < LIMIT
+    backend.adapter.put(backend.get_key_for_task(TASK), bomb, content=Content("application/json", encoding))
     assert_refused_past_the_limit(app)
 
 
@@ -241,6 +256,19 @@ def test_a_result_over_the_limit_before_compression_is_refused(make_app, results
     assert AsyncResult(TASK, app=app).get(timeout=1) == value
 
 
+class BrotliCompressor:
+    """brotli's streaming compressor in the compress()/flush() shape of the others."""
+
+    def __init__(self) -> None:
+        self._compressor = brotli.Compressor()
+
+    def compress(self, data: bytes) -> bytes:
+        return self._compressor.process(data)
+
+    def flush(self) -> bytes:
+        return self._compressor.finish()
+
+
 def _compressed_zeros(compressor, size: int) -> bytes:
     chunk = bytes(1 << 20)
     return b"".join(compressor.compress(chunk) for _ in range(size >> 20)) + compressor.flush()
@@ -252,8 +280,10 @@ def _compressed_zeros(compressor, size: int) -> bytes:
         ("application/x-gzip", lambda: zlib.compressobj(9), 64 << 20),
         ("application/x-bz2", bz2.BZ2Compressor, 16 << 20),
         ("application/x-lzma", lambda: lzma.LZMACompressor(preset=1), 16 << 20),
+        ("application/x-brotli", BrotliCompressor, 64 << 20),
+        ("application/zstd", zstd.ZstdCompressor, 64 << 20),
     ],
-    ids=["zlib", "bz2", "lzma"],
+    ids=["zlib", "bz2", "lzma", "brotli", "zstd"],
 )
 def test_decompression_stops_at_the_limit_without_making_the_expansion(kombu_type, compressor, size):
     payload = in_band(kombu_type, _compressed_zeros(compressor(), size))
