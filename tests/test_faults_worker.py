@@ -69,9 +69,9 @@ def test_every_fault_kind_loses_nothing_and_no_state_goes_back(fresh_store, redi
     assert "Unrecoverable error" not in worker.output()
 
 
-# the folder, where a killed write leaves debris; an object store applies a whole
-# request or none of it (S3 passed too: add it here, at a minute more)
-@pytest.mark.parametrize("storage", ["filesystem"])
+# the folder, where a killed write leaves debris; an object store, which applies
+# a whole request or none of it, and whose SDK is mid-request when killed
+@pytest.mark.parametrize("storage", ["filesystem", "s3", "gcs", "azure"])
 def test_a_worker_killed_while_storing_leaves_nothing_partial(storage, fresh_store, redis_url, tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
