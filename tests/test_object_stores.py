@@ -26,7 +26,7 @@ from django.utils.module_loading import import_string
 from django_storage_celery_results.adapters import Update
 from django_storage_celery_results.checks import check_result_storage, check_result_storage_connection
 from django_storage_celery_results.exceptions import ImproperlyConfigured, VersionMismatch
-from django_storage_celery_results.providers import registry
+from django_storage_celery_results.providers import registry, resolve
 from support.faults import Fault
 from support.hostile import HOSTILE_IDS
 from support.stores import STORES, StoreUnderTest
@@ -238,7 +238,7 @@ def test_earlier_package_configuration_works_unchanged(store, make_app):
     app.backend.store_result("new", 8, states.SUCCESS)
     assert app.AsyncResult("new").get(timeout=5) == 8
     assert store.names() == {"results/celery-task-meta-old", "results/celery-task-meta-new"}
-    assert type(app.backend.adapter) is registry().providers[store.preset].adapter
+    assert type(app.backend.adapter) is resolve(registry().providers[store.preset].adapter)
 
 
 @pytest.mark.parametrize("preset", PROVIDERS)

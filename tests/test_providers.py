@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -69,3 +70,59 @@ def test_a_broken_provider_shows_in_the_checks(broken_distribution, make_app, tm
     messages = check_result_storage()
     assert [m.id for m in messages] == ["django_storage_celery_results.W003"]
     assert "'example' failed to load" in messages[0].msg
+
+
+#: The store SDKs a provider imports when its adapter or checks are first used.
+SDKS = ("boto3", "botocore", "google.cloud.storage", "azure.storage.blob")
+
+
+def test_a_folder_backend_imports_no_store_sdk(tmp_path):
+    """Every provider is installed here, yet a process on the folder imports
+    none of their SDKs: the registry loads them by name, not by import."""
+    script = f"""
+import subprocess
+import sys
+import django
+from django.conf import settings
+settings.configure()
+django.setup()
+from celery import Celery
+app = Celery(set_as_current=False)
+app.conf.update(result_backend="django-storage", result_storage="filesystem",
+                result_storage_config={{"location": {str(tmp_path)!r}}})
+from django_storage_celery_results.providers import registry
+assert sorted(registry().providers) == ["azure", "filesystem", "gcs", "s3"], registry()
+app.backend.store_result("t", 1, "SUCCESS")
+assert app.AsyncResult("t").get(timeout=1) == 1
+print([name for name in {SDKS!r} if name in sys.modules])
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[]"
+
+
+def test_a_provider_field_is_imported_when_first_used():
+    s3 = providers.registry().providers["s3"]
+    assert isinstance(s3.adapter, providers.Deferred)
+    adapter_class = providers.resolve(s3.adapter)
+    assert adapter_class.__name__ == "S3Adapter"
+    import django_storage_celery_results_s3 as package
+
+    assert package.S3Adapter is adapter_class  # the package's own name, imported lazily too
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        package.Nope  # noqa: B018
+
+
+def test_storage_classes_match_where_defined_or_where_re_exported():
+    from django.core.files.storage import FileSystemStorage
+    from django.core.files.storage.filesystem import FileSystemStorage as Defined
+
+    class Special(FileSystemStorage):
+        pass
+
+    mro = Special.__mro__
+    assert providers.served_at("django.core.files.storage.filesystem.FileSystemStorage", mro) == 1
+    assert providers.served_at("django.core.files.storage.FileSystemStorage", mro) == 1  # re-exported
+    assert Defined is FileSystemStorage
+    assert providers.served_at("no.such.module.Storage", mro) is None
+    assert providers.served_at("django.core.files.storage.Storage", (FileSystemStorage,)) is None

@@ -4,12 +4,20 @@ A provider package publishes one ``Provider`` in the entry-point group
 ``django_storage_celery_results.providers``. Core uses it to find the adapter
 for a storage class, to expand a preset name and to run provider checks. A
 provider that fails to import is logged and reported, never fatal to others.
+
+Loading the registry imports no store SDK: a provider names its adapter,
+checks and lifecycle helpers by dotted path (``Deferred``), imported when
+first used, and storage classes are matched against the classes a storage
+already has. A process that uses one provider imports that provider's SDK
+only (boto3 alone takes seconds).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -54,10 +62,54 @@ KNOWN_STORAGE_CLASSES = {
 def missing_provider_for(storage_class: type) -> str | None:
     """The distribution that would serve this storage class, if one is known."""
     for path, preset in KNOWN_STORAGE_CLASSES.items():
-        served = _import_or_none(path)
-        if served is not None and issubclass(storage_class, served):
+        if served_at(path, storage_class.__mro__) is not None:
             return KNOWN_PRESETS[preset]
     return None
+
+
+def served_at(path: str, mro: Sequence[type]) -> int | None:
+    """Where in mro the class at dotted path stands, or None; imports nothing.
+
+    A class in a storage's MRO is already imported: it is matched by where it
+    is defined, or by a name re-exported from a module already imported
+    (``django.core.files.storage.FileSystemStorage``)."""
+    for depth, cls in enumerate(mro):
+        if f"{cls.__module__}.{cls.__qualname__}" == path:
+            return depth
+    module, _, name = path.rpartition(".")
+    served = getattr(sys.modules.get(module), name, None)
+    return mro.index(served) if isinstance(served, type) and served in mro else None
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A provider's class or function named by dotted path, imported on first
+    use, so that loading the registry imports no store's SDK."""
+
+    path: str
+
+    def resolve(self) -> Any:
+        return import_string(self.path)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+
+def resolve(value: Any) -> Any:
+    """What a Provider field stands for: the object a Deferred names, or value itself."""
+    return value.resolve() if isinstance(value, Deferred) else value
+
+
+def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A provider package's module ``__getattr__`` (PEP 562): each public name
+    imported from its submodule on first use (``names``: name -> submodule)."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+
+    return __getattr__
 
 
 @dataclass(frozen=True)
@@ -90,9 +142,11 @@ class Provider:
     name: str
     #: Distribution to install, for error messages.
     distribution: str
-    #: Dotted paths of the storage classes the adapter serves (and subclasses).
+    #: Dotted paths of the storage classes the adapter serves (and subclasses):
+    #: where each is defined, or a module that re-exports it and is imported with it.
     storage_classes: tuple[str, ...]
-    #: Builds the adapter for one storage instance.
+    #: Builds the adapter for one storage instance (here and below: the
+    #: callable, or a Deferred naming it).
     adapter: Callable[[Any], StorageAdapter]
     #: The class the preset selects (by default the first storage class) and
     #: its result-appropriate defaults.
@@ -128,22 +182,12 @@ class Registry:
     def for_storage(self, storage_class: type) -> Provider | None:
         """The provider serving the most specific class in the storage's MRO."""
         best: tuple[int, Provider] | None = None
-        mro = storage_class.__mro__
         for provider in self.providers.values():
             for path in provider.storage_classes:
-                served = _import_or_none(path)
-                if served is not None and served in mro:
-                    depth = mro.index(served)
-                    if best is None or depth < best[0]:
-                        best = (depth, provider)
+                depth = served_at(path, storage_class.__mro__)
+                if depth is not None and (best is None or depth < best[0]):
+                    best = (depth, provider)
         return best[1] if best else None
-
-
-def _import_or_none(path: str) -> type | None:
-    try:
-        return import_string(path)
-    except Exception:  # a missing or broken optional dependency
-        return None
 
 
 @functools.lru_cache(maxsize=1)

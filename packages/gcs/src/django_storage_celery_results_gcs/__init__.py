@@ -5,29 +5,51 @@ A missing bucket or refused credentials raise ``ResultStoreMisconfigured``
 google-cloud-storage APIs used are in ``internals.py``.
 """
 
-from django_storage_celery_results.providers import Lifecycle, Provider
+from typing import TYPE_CHECKING
+
+from django_storage_celery_results.providers import Deferred, Lifecycle, Provider, lazy_exports
 
 from .__about__ import __version__
-from .adapter import GCSAdapter
-from .checks import CHECKS, check_connectivity, check_settings
-from .lifecycle import current_rule, ensure_lifecycle_rule, find_expiry_rule
 from .settings_map import GCS_SETTINGS
+
+if TYPE_CHECKING:
+    from .adapter import GCSAdapter
+    from .checks import CHECKS, check_connectivity, check_settings
+    from .lifecycle import ensure_lifecycle_rule, find_expiry_rule
+
+#: The SDK-backed names, imported on first use: loading core's registry
+#: (every process that builds a result backend) must not import this SDK.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "GCSAdapter": "adapter",
+        "CHECKS": "checks",
+        "check_connectivity": "checks",
+        "check_settings": "checks",
+        "current_rule": "lifecycle",
+        "ensure_lifecycle_rule": "lifecycle",
+        "find_expiry_rule": "lifecycle",
+    },
+)
 
 #: Published to core's registry (the entry point names it).
 provider = Provider(
     name="gcs",
     distribution="django-storage-celery-results-gcs",
     storage_classes=("storages.backends.gcloud.GoogleCloudStorage",),
-    adapter=GCSAdapter,
+    adapter=Deferred(f"{__name__}.adapter.GCSAdapter"),
     # Results overwrite in place, carry no predefined ACL (the bucket's IAM
     # or default object ACL decides, and writes work with uniform
     # bucket-level access) and live in their own folder, whatever the
     # project's media settings say.
     preset_defaults={"location": "celery-results", "file_overwrite": True, "default_acl": None},
     settings_map=GCS_SETTINGS,
-    checks=check_settings,
-    connectivity=check_connectivity,
-    lifecycle=Lifecycle(rule=current_rule, apply=ensure_lifecycle_rule),
+    checks=Deferred(f"{__name__}.checks.check_settings"),
+    connectivity=Deferred(f"{__name__}.checks.check_connectivity"),
+    lifecycle=Lifecycle(
+        rule=Deferred(f"{__name__}.lifecycle.current_rule"),
+        apply=Deferred(f"{__name__}.lifecycle.ensure_lifecycle_rule"),
+    ),
 )
 
 __all__ = [
