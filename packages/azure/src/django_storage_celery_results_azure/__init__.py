@@ -21,13 +21,9 @@ if TYPE_CHECKING:
 __getattr__ = lazy_exports(
     __name__,
     {
-        "AzureAdapter": "adapter",
-        "CHECKS": "checks",
-        "check_connectivity": "checks",
-        "check_settings": "checks",
-        "lifecycle_policy": "lifecycle",
-        "lifecycle_rule": "lifecycle",
-        "policy_and_command": "lifecycle",
+        "adapter": ["AzureAdapter"],
+        "checks": ["CHECKS", "check_connectivity", "check_settings"],
+        "lifecycle": ["lifecycle_policy", "lifecycle_rule", "policy_and_command"],
     },
 )
 

@@ -100,14 +100,15 @@ def resolve(value: Any) -> Any:
     return value.resolve() if isinstance(value, Deferred) else value
 
 
-def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+def lazy_exports(package: str, modules: Mapping[str, Sequence[str]]) -> Callable[[str], Any]:
     """A provider package's module ``__getattr__`` (PEP 562): each public name
-    imported from its submodule on first use (``names``: name -> submodule)."""
+    imported from its submodule on first use (``modules``: submodule -> names)."""
+    where = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
-        if name not in names:
+        if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+        return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
 
     return __getattr__
 

@@ -21,13 +21,9 @@ if TYPE_CHECKING:
 __getattr__ = lazy_exports(
     __name__,
     {
-        "S3Adapter": "adapter",
-        "CHECKS": "checks",
-        "check_connectivity": "checks",
-        "check_settings": "checks",
-        "current_rule": "lifecycle",
-        "ensure_lifecycle_rule": "lifecycle",
-        "find_expiry_rule": "lifecycle",
+        "adapter": ["S3Adapter"],
+        "checks": ["CHECKS", "check_connectivity", "check_settings"],
+        "lifecycle": ["current_rule", "ensure_lifecycle_rule", "find_expiry_rule"],
     },
 )
 
