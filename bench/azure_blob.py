@@ -59,6 +59,8 @@ def prepare(proxy: CountingProxy) -> ObjectStoreTargets:
         ("celery-azure", celery_azure, False),
         write=lambda blob, data: container.upload_blob(blob, data, overwrite=True),
         read=lambda blob: container.download_blob(blob).readall(),
+        # overwrite=False sends If-None-Match: *
+        write_once=lambda blob, data: container.upload_blob(blob, data, overwrite=False),
         earlier=(
             "storages.backends.azure_storage.AzureStorage",
             {"connection_string": connection_string, "azure_container": name, "location": "earlier"},

@@ -36,6 +36,25 @@ from bench.harness import (
 )
 
 
+def write_once_durably(path: Path, data: bytes) -> None:
+    """A crash-safe, create-only write by hand: temp file, fsync, link into
+    place (fails if the name exists), remove the temp name; what our folder
+    adapter does for a new result, without the backend around it."""
+    temp = path.with_name(f".tmp-{path.name}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(temp, path)
+    finally:
+        os.unlink(temp)
+
+
 def raw_operations(folder: Path, encoded: bytes, count: int) -> list[Measurement]:
     folder.mkdir()
 
@@ -133,6 +152,7 @@ def prepare(work: Path) -> ObjectStoreTargets:
         write,
         read,
         earlier=("django.core.files.storage.FileSystemStorage", {"location": str(work / "earlier")}),
+        write_once=lambda name, data: write_once_durably(plain / name, data),
     )
 
 

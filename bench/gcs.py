@@ -80,6 +80,7 @@ def prepare(proxy: CountingProxy) -> ObjectStoreTargets:
         ("celery-gcs", celery_gcs, True),
         write=lambda name, data: bucket.blob(name).upload_from_string(data),
         read=lambda name: bucket.blob(name).download_as_bytes(),
+        write_once=lambda name, data: bucket.blob(name).upload_from_string(data, if_generation_match=0),
         # No credentials: with STORAGE_EMULATOR_HOST set the client goes anonymous.
         earlier=(
             "storages.backends.gcloud.GoogleCloudStorage",

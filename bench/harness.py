@@ -295,6 +295,10 @@ class ObjectStoreTargets:
     #: The earlier package's storage on the same store, as its docs configure
     #: it: the Storage class path and its constructor arguments.
     earlier: tuple[str, dict[str, Any]] | None = None
+    #: The raw SDK's write with the guarantee a result store needs: create-only
+    #: (a late duplicate never replaces a result), and on a folder crash-safe
+    #: too (temp file, fsync, link into place). bench:compare's "raw + same work".
+    write_once: Callable[[str, bytes], object] | None = None
 
 
 def run_object_store_benchmark(

@@ -64,6 +64,7 @@ def prepare(proxy: CountingProxy) -> ObjectStoreTargets:
         ("celery-s3", celery_s3, False),
         write=lambda key, data: client.put_object(Bucket=bucket, Key=key, Body=data),
         read=lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read(),
+        write_once=lambda key, data: client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*"),
         earlier=(
             "storages.backends.s3boto3.S3Boto3Storage",
             {"bucket_name": bucket, "endpoint_url": proxy.url, "location": "earlier", **CREDENTIALS},

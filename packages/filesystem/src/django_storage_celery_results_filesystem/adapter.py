@@ -116,8 +116,9 @@ class FileSystemAdapter(StorageAdapter):
         try:
             with open(self._path(name), "rb") as handle:
                 stat = os.fstat(handle.fileno())
-                refuse_oversized(stat.st_size, self.read_limit, _version(stat))
-                return StoredObject(handle.read(), _version(stat))
+                version = _version(stat)
+                refuse_oversized(stat.st_size, self.read_limit, version)
+                return StoredObject(handle.read(), version)
         except FileNotFoundError:
             return None
 
@@ -150,14 +151,18 @@ class FileSystemAdapter(StorageAdapter):
             self._make_root()
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                # straight to the descriptor: a buffered file object would copy the payload once more
+                remaining = memoryview(data)
+                while remaining:
+                    remaining = remaining[os.write(fd, remaining) :]
+                os.fsync(fd)
                 mode = self.storage.file_permissions_mode
                 if mode is not None:
-                    os.fchmod(handle.fileno(), mode)
-                version = _version(os.fstat(handle.fileno()))
+                    os.fchmod(fd, mode)
+                version = _version(os.fstat(fd))
+            finally:
+                os.close(fd)
         except BaseException:
             os.unlink(temp)
             raise
