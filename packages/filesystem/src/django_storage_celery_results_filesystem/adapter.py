@@ -151,18 +151,14 @@ class FileSystemAdapter(StorageAdapter):
             self._make_root()
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
         try:
-            try:
-                # straight to the descriptor: a buffered file object would copy the payload once more
-                remaining = memoryview(data)
-                while remaining:
-                    remaining = remaining[os.write(fd, remaining) :]
-                os.fsync(fd)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
                 mode = self.storage.file_permissions_mode
                 if mode is not None:
-                    os.fchmod(fd, mode)
-                version = _version(os.fstat(fd))
-            finally:
-                os.close(fd)
+                    os.fchmod(handle.fileno(), mode)
+                version = _version(os.fstat(handle.fileno()))
         except BaseException:
             os.unlink(temp)
             raise
