@@ -130,15 +130,20 @@ def storage_under_soak(name: str, work: Path) -> Iterator[tuple[StoreUnderTest |
     emulator = kind.start()
     try:
         store = kind(emulator, Environment())  # type: ignore[arg-type]
-        env, worker_config = {}, store.worker_config()
+        env, config, worker_config = {}, store.config, store.worker_config()
         if name == "s3":  # the worker's botocore timeout, through the storage's Django setting
             env["TEST_S3_READ_TIMEOUT"] = str(READ_TIMEOUT)
         elif name == "gcs":  # the timeout the adapter passes (result_storage_timeout)
             env["TEST_RESULT_STORAGE_TIMEOUT"] = str(READ_TIMEOUT)
-        else:  # Azure: the BlobServiceClient's read_timeout (its 15 s first retry off, as before)
+        else:
+            # Azure as docs/operating.md#rate-limits says to run it, in the worker and in
+            # this process (joins, chords' get(), the second reader): the SDK's retries
+            # off (each of its retries waits 15 s and more; a chord's get() reads its 100
+            # header results one by one, so its faults held the soak for many minutes)
+            # and Celery's result_backend_always_retry; the read timeout of the others
             options = {"retry_total": 0, "read_timeout": READ_TIMEOUT}
-            worker_config = {**worker_config, "client_options": options}
-        yield store, store.config, worker_config, env
+            config = worker_config = {**config, "client_options": options}
+        yield store, config, worker_config, env
     finally:
         emulator.stop()
 
