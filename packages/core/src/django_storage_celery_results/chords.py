@@ -30,7 +30,11 @@ does cheaply:
   SUB_BUCKET_SIZE / 2 names), one more listing per sub-bucket and
   O(1/BUCKET_SIZE) more, whatever N. A task without a position, or with
   one outside the header, takes its place from the group record, so no
-  place stays empty.
+  place stays empty. Before it creates ``full~<n>``, the finisher that saw
+  bucket n full reads the bucket's results and stores them in one
+  ``joined~<n>`` snapshot (snapshots.py), so the join after the last header
+  task reads one object per bucket and about one bucket of results, not N
+  results: the reads happen while the rest of the header still runs.
 
   Where positions cannot be trusted (a nested header, whose size Celery
   corrects with ``set_chord_size`` and whose inner positions collide; a
@@ -137,6 +141,10 @@ class ChordStore(Protocol):
     def delete_names(self, names: Iterable[str]) -> None:
         """Delete these objects; missing ones are not an error."""
 
+    def snapshot(self, name: str, task_ids: Iterable[str]) -> None:
+        """Keep what these finished header tasks stored under name, for the
+        chord's join (best effort: never raises; the join reads what it lacks)."""
+
 
 @dataclass(frozen=True)
 class ChordKeys:
@@ -225,6 +233,11 @@ class ChordCounter(abc.ABC):
     def fired_by(self, group_id: str, task_id: str) -> None:
         """Called when record() elected task_id but the chord turned out fired already."""
         self.forget(group_id)
+
+    def snapshots(self, group_id: str, size: int) -> list[str]:
+        """The names of the snapshots of header results (snapshots.py) that
+        record() stored for a chord of size header tasks, for its join."""
+        return []
 
     @abc.abstractmethod
     def forget(self, group_id: str) -> None:
@@ -409,6 +422,8 @@ class MarkerCounter(ChordCounter):
 
     FIRED = "fired"
     FULL = "full~"
+    #: A snapshot of a full bucket's results, read by the join (snapshots.py).
+    JOINED = "joined~"
     UNPLACED = ".u-"
     RESIZED = ".resized"
     #: What a finished header task wrote before the buckets (version 1.0.0 previews).
@@ -539,6 +554,13 @@ class MarkerCounter(ChordCounter):
             return self._count_all(group_id, vote, task, placed=False)
         if expect.buckets == 1:
             return self._elect(group_id, self.FIRED, vote)
+        # Before the bucket counts as full, so the finisher that fires finds
+        # it: the join then reads one snapshot per bucket, not every result
+        # after the last header task (the reads happen while others still run).
+        placed = (KeyLayout.decode(task) for task in seen.placed)
+        self.store.snapshot(
+            self.keys.member(group_id, f"{self.JOINED}{number}"), [task for task in placed if task]
+        )
         self._elect(group_id, f"{self.FULL}{number}", vote)
         full = self.store.list_names(self.keys.members(group_id) + self.FULL)
         return len(full) >= expect.buckets and self._elect(group_id, self.FIRED, vote)
@@ -581,6 +603,11 @@ class MarkerCounter(ChordCounter):
         # client's retry then refused: the marker says who wrote it.
         stored = self.store.read_decoded(self.keys.member(group_id, member))
         return stored is not None and vote.cast(stored.value)
+
+    def snapshots(self, group_id: str, size: int) -> list[str]:
+        if size <= BUCKET_SIZE:  # one bucket: record() stored none
+            return []
+        return self.store.list_names(self.keys.members(group_id) + self.JOINED)
 
     def forget(self, group_id: str) -> None:
         prefix = self.keys.members(group_id)
