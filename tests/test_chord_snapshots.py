@@ -9,6 +9,7 @@ nothing the callback sees.
 
 from __future__ import annotations
 
+import threading
 from unittest import mock
 
 import pytest
@@ -50,10 +51,26 @@ def test_the_join_reads_a_snapshot_per_full_bucket_not_every_result(
     assert sorted(stored) == sorted(app.backend.get_key_for_task(task_id) for task_id in task_ids[:3])
     with s3_proxy.counting() as seen:
         finish(app, group_id, task_ids[6], callback, value=6, position=6)
-    # the last reads its own bucket's one result; the join reads no result itself
+    # the one that fires stores no snapshot: its join reads the two snapshots
+    # and its own bucket's one result
+    assert not [request for request in seen if request.method == "PUT" and "joined" in request.path]
     assert result_reads(seen, task_ids) == [task_ids[6]]
     assert app.calls.read_text().splitlines() == [str(sum(range(7)))]
     assert chord_objects(app) == []  # the snapshots go with the rest of the bookkeeping
+
+
+def test_a_redelivered_task_of_a_full_bucket_does_not_snapshot_it_again(
+    make_app, s3_config, s3_proxy, tmp_path, buckets_of_3
+):
+    """Only the finisher whose create made full~<n> stores the snapshot."""
+    app = eager_app(make_app, tmp_path, s3_config)
+    group_id, task_ids, callback = start_chord(app, 7)
+    for position in range(3):
+        finish(app, group_id, task_ids[position], callback, position=position)
+    with s3_proxy.counting() as seen:
+        finish(app, group_id, task_ids[2], callback, position=2)  # redelivered: sees the bucket full
+    assert result_reads(seen, task_ids) == [task_ids[2]]  # its own result's re-check only
+    assert not [request for request in seen if request.method == "PUT" and "joined" in request.path]
 
 
 def test_a_snapshot_that_is_not_one_is_left_to_the_join(make_app, s3_config, tmp_path, buckets_of_3, caplog):
@@ -119,3 +136,25 @@ def test_snapshots_round_trip():
 def test_what_is_not_a_snapshot_is_refused(data, problem):
     with pytest.raises(ValueError, match=problem):
         snapshots.unpack(data)
+
+
+def test_apply_writes_the_expect_markers_in_parallel(make_app, s3_config, s3_proxy, tmp_path):
+    """One .expect marker per bucket, written through the backend's thread pool."""
+    app = eager_app(make_app, tmp_path, s3_config)
+    threads = []
+    put = app.backend._put
+
+    def recorded_put(name, *args, **kwargs):
+        threads.append((name.rsplit("~", 1)[-1], threading.current_thread().name))
+        return put(name, *args, **kwargs)
+
+    with mock.patch.object(app.backend, "_put", recorded_put), s3_proxy.counting() as seen:
+        start_chord(app, 250)
+    expects = sorted((member, thread) for member, thread in threads if member.startswith(".expect"))
+    assert [member for member, _ in expects] == [
+        ".expect-100-of-250-in-3",
+        ".expect-100-of-250-in-3",
+        ".expect-50-of-250-in-3",
+    ]
+    assert all(thread.startswith("celery-results") for _, thread in expects)
+    assert len(seen) == 4  # the group record and the three markers

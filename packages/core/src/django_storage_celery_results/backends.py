@@ -241,6 +241,15 @@ class StorageBackend(KeyValueStoreBackend):
         except Exception as exc:  # a head start only: never fail the chord for it
             logger.warning("Snapshot %s of header results not stored (%s)", name, type(exc).__name__)
 
+    def each(self, call: Callable[[str], None], names: Iterable[str]) -> None:
+        names = list(names)
+        if len(names) > 1 and self.adapter.parallel_reads:
+            for _ in self._pool().map(call, names):  # raises the first error
+                pass
+        else:
+            for name in names:
+                call(name)
+
     def _read_snapshots(self, group_id: str, size: int) -> dict[str, bytes]:
         """The result names and bytes the chord's snapshots hold; what cannot be read is left to the join."""
         try:
@@ -685,6 +694,9 @@ class BookkeepingStore:
 
     def snapshot(self, name: str, task_ids: Iterable[str]) -> None:
         self.backend.snapshot(name, task_ids)  # retries inside, and never raises
+
+    def each(self, call: Callable[[str], None], names: Iterable[str]) -> None:
+        self.backend.each(call, names)  # call goes through this store: retried
 
 
 def _call_name(call: Callable[..., Any]) -> str:
