@@ -1,6 +1,7 @@
 """Benchmark: one chord of N tasks (default 100) on each storage, with a real worker.
 
-    hatch run bench:chords [--size N] [--storages filesystem,s3,gcs,azure] [--targets native,polling,celery]
+    hatch run bench:chords [--size N] [--storages filesystem,s3,gcs,azure]
+                           [--targets native,polling,celery] [--timeout S]
 
 A Redis broker and a `celery worker` subprocess (prefork, --processes 4) per
 configuration; the header is N `tests.add` tasks (with --task-seconds S:
@@ -257,7 +258,7 @@ def run_chords(
         env["BENCH_FOLDER"] = target.folder
     app = Celery(f"bench-{target.storage}-{target.name}", set_as_current=False)
     app.conf.update(result_extended=True, **conf)
-    worker = Worker(env, log, concurrency=processes)
+    worker = Worker(env, log, concurrency=processes, start_timeout=max(60, TIMEOUT / 2))
     task, arguments, total = header_task(seconds)
     try:
 
@@ -398,6 +399,7 @@ def kinds(counted: Counter[str]) -> str:
 
 
 def main() -> None:
+    global TIMEOUT
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -421,7 +423,15 @@ def main() -> None:
         default=",".join(TARGETS),
         help=f"comma-separated, of {', '.join(TARGETS)} (default: all)",
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=TIMEOUT,
+        help=f"longest wait for a callback, in seconds, and half of it for a worker to start "
+        f"(default {TIMEOUT}; raise it on a loaded machine)",
+    )
     args = parser.parse_args()
+    TIMEOUT = args.timeout
     chosen = chosen_storages(parser, args.storages, STORAGES)
     targets = chosen_storages(parser, args.targets, TARGETS)
     # google-auth would otherwise look for the GCE metadata server (workers inherit it).

@@ -168,13 +168,14 @@ def test_only_the_last_of_a_sub_bucket_lists_its_bucket(make_app, s3_config, s3_
                 finish(app, group_id, task_ids[position], callback, position=position)
             listings.append([listed(request) for request in seen if "list-type" in request.query])
     # its sub-bucket only, or then its bucket; the bucket full: the full~ level;
-    # the last: both levels, then the clean-up's listing of the whole chord
+    # the last: both levels, the snapshots of the buckets' results for the
+    # join, then the clean-up's listing of the whole chord
     assert listings == [
         ["b0~0~"],
         ["b1~0~"],
         ["b0~0~", "b0~"],
         ["b0~1~", "b0~", "full~"],
-        ["b1~0~", "b1~", "full~", ""],
+        ["b1~0~", "b1~", "full~", "joined~", ""],
     ]
     assert app.calls.read_text().splitlines() == ["5"]
 

@@ -23,7 +23,7 @@ from celery.result import ResultSet, allow_join_result, result_from_tuple
 from celery.utils.time import get_exponential_backoff_interval
 from kombu.utils.encoding import bytes_to_str
 
-from . import canvas, codec, expiry
+from . import canvas, codec, expiry, snapshots
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update, in_batches
 from .chords import POSITIONS_KEY, ChordCounter, ChordKeys, DecodedObject, counter_for
 from .config import MAX_SIZE_SETTING, BackendSettings
@@ -169,6 +169,17 @@ class StorageBackend(KeyValueStoreBackend):
         )
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        ahead = getattr(self._local, "read_ahead", None)
+        if not ahead:
+            return self._mget(keys)
+        # The chord's join: what the snapshots hold, each used once (a result
+        # that was not ready yet is read from the store when asked again).
+        found = {key: ahead.pop(key) for key in dict.fromkeys(keys) if key in ahead}
+        missing = [key for key in dict.fromkeys(keys) if key not in found]
+        found.update(zip(missing, self._mget(missing), strict=True))
+        return [found[key] for key in keys]
+
+    def _mget(self, keys: Sequence[str]) -> list[bytes | None]:
         # Celery retries one result's read under result_backend_always_retry but
         # not batch reads (group joins); the chord's own join always retries.
         read: Callable[[str], bytes | None] = self.get
@@ -214,6 +225,51 @@ class StorageBackend(KeyValueStoreBackend):
         for name in names:
             self._remember(name, None)
         self.adapter.delete_many(names)
+
+    def snapshot(self, name: str, task_ids: Iterable[str]) -> None:
+        """Store what these header tasks stored, read now, in one object (snapshots.py)."""
+        keys = [self.get_key_for_task(task_id) for task_id in task_ids]
+        try:
+            with self._retrying_reads():
+                values = self.mget(keys)
+            held = {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+            data = snapshots.pack(held)
+            if len(data) > self.max_size:  # the join reads these results itself
+                logger.debug("Snapshot %s skipped: %d bytes, over %s", name, len(data), MAX_SIZE_SETTING)
+                return
+            self.with_retries(self._put, name, data, OVERWRITE)
+        except Exception as exc:  # a head start only: never fail the chord for it
+            logger.warning("Snapshot %s of header results not stored (%s)", name, type(exc).__name__)
+
+    def each(self, call: Callable[[str], None], names: Iterable[str]) -> None:
+        names = list(names)
+        if len(names) > 1 and self.adapter.parallel_reads:
+            for _ in self._pool().map(call, names):  # raises the first error
+                pass
+        else:
+            for name in names:
+                call(name)
+
+    def _read_snapshots(self, group_id: str, size: int) -> dict[str, bytes]:
+        """The result names and bytes the chord's snapshots hold; what cannot be read is left to the join."""
+        try:
+            names = self.chord_counter.snapshots(group_id, size)
+        except Exception as exc:  # transient errors were retried: the join reads every result
+            logger.warning("Chord %s: snapshots of header results not listed (%s)", group_id, exc)
+            return {}
+
+        def read(name: str) -> dict[str, bytes]:
+            try:
+                stored = self.with_retries(self._read, name)
+                return snapshots.unpack(stored) if stored else {}
+            except Exception as exc:
+                logger.warning("Snapshot %s of header results not used (%s)", name, exc)
+                return {}
+
+        held: dict[str, bytes] = {}
+        for payloads in self._pool().map(read, names) if len(names) > 1 else map(read, names):
+            held.update(payloads)
+        return held
 
     def _save_group(self, group_id: str, result: Any) -> Any:
         # with the date, cleanup can expire groups on storages without modified times
@@ -457,7 +513,8 @@ class StorageBackend(KeyValueStoreBackend):
             return
         try:
             try:
-                with allow_join_result(), self._retrying_reads():
+                ahead = self._read_snapshots(group_id, len(header.results))
+                with allow_join_result(), self._retrying_reads(ahead):
                     values = header.join_native(
                         timeout=self.app.conf.result_chord_join_timeout, propagate=True
                     )
@@ -505,13 +562,15 @@ class StorageBackend(KeyValueStoreBackend):
                 )
 
     @contextlib.contextmanager
-    def _retrying_reads(self) -> Iterator[None]:
-        """Within: mget() retries transient errors (the chord's own join)."""
-        self._local.retry_reads = True
+    def _retrying_reads(self, ahead: dict[str, bytes] | None = None) -> Iterator[None]:
+        """Within: mget() retries transient errors (the chord's own join) and
+        takes what ahead holds (result name -> stored bytes) instead of reading it."""
+        before = getattr(self._local, "retry_reads", False), getattr(self._local, "read_ahead", None)
+        self._local.retry_reads, self._local.read_ahead = True, ahead
         try:
             yield
         finally:
-            self._local.retry_reads = False
+            self._local.retry_reads, self._local.read_ahead = before
 
     # -- failing canvases: as on Celery's Redis backend (see canvas.py) ---------
 
@@ -632,6 +691,12 @@ class BookkeepingStore:
     def delete_names(self, names: Iterable[str]) -> None:
         names = list(names)
         self.backend.with_retries(self.backend.delete_names, names)
+
+    def snapshot(self, name: str, task_ids: Iterable[str]) -> None:
+        self.backend.snapshot(name, task_ids)  # retries inside, and never raises
+
+    def each(self, call: Callable[[str], None], names: Iterable[str]) -> None:
+        self.backend.each(call, names)  # call goes through this store: retried
 
 
 def _call_name(call: Callable[..., Any]) -> str:

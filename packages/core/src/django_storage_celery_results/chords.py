@@ -30,7 +30,11 @@ does cheaply:
   SUB_BUCKET_SIZE / 2 names), one more listing per sub-bucket and
   O(1/BUCKET_SIZE) more, whatever N. A task without a position, or with
   one outside the header, takes its place from the group record, so no
-  place stays empty.
+  place stays empty. The finisher whose create made ``full~<n>``, unless
+  it fires the chord, then reads the bucket's results and stores them in
+  one ``joined~<n>`` snapshot (snapshots.py), so the join after the last
+  header task reads one object per bucket and one bucket of results, not N
+  results: the other reads happen while the rest of the header still runs.
 
   Where positions cannot be trusted (a nested header, whose size Celery
   corrects with ``set_chord_size`` and whose inner positions collide; a
@@ -137,6 +141,13 @@ class ChordStore(Protocol):
     def delete_names(self, names: Iterable[str]) -> None:
         """Delete these objects; missing ones are not an error."""
 
+    def snapshot(self, name: str, task_ids: Iterable[str]) -> None:
+        """Keep what these finished header tasks stored under name, for the
+        chord's join (best effort: never raises; the join reads what it lacks)."""
+
+    def each(self, call: Callable[[str], None], names: Iterable[str]) -> None:
+        """call(name) for every name, in parallel where the store takes parallel requests."""
+
 
 @dataclass(frozen=True)
 class ChordKeys:
@@ -225,6 +236,11 @@ class ChordCounter(abc.ABC):
     def fired_by(self, group_id: str, task_id: str) -> None:
         """Called when record() elected task_id but the chord turned out fired already."""
         self.forget(group_id)
+
+    def snapshots(self, group_id: str, size: int) -> list[str]:
+        """The names of the snapshots of header results (snapshots.py) that
+        record() stored for a chord of size header tasks, for its join."""
+        return []
 
     @abc.abstractmethod
     def forget(self, group_id: str) -> None:
@@ -409,6 +425,8 @@ class MarkerCounter(ChordCounter):
 
     FIRED = "fired"
     FULL = "full~"
+    #: A snapshot of a full bucket's results, read by the join (snapshots.py).
+    JOINED = "joined~"
     UNPLACED = ".u-"
     RESIZED = ".resized"
     #: What a finished header task wrote before the buckets (version 1.0.0 previews).
@@ -475,9 +493,12 @@ class MarkerCounter(ChordCounter):
             self._mark(group_id, f"{self.SIZES[0]}{size}")
             return
         buckets = buckets_for(size, BUCKET_SIZE)
-        for number in range(buckets):
-            expect = Expect(bucket_count(size, number, BUCKET_SIZE), size, buckets)
-            self._mark(group_id, self.bucket(number) + expect.name())
+        members = [
+            self.bucket(number) + Expect(bucket_count(size, number, BUCKET_SIZE), size, buckets).name()
+            for number in range(buckets)
+        ]
+        # in any order: no header task runs before apply returns
+        self.store.each(lambda member: self._mark(group_id, member), members)
 
     def set_size(self, group_id: str, size: int) -> None:
         plan = self.applied(group_id)
@@ -492,12 +513,15 @@ class MarkerCounter(ChordCounter):
             # Positions no longer add up to the size: every finisher from
             # now on counts the whole chord (Celery sends the last header
             # task after this, so the last finisher sees it).
+            members = []
             for number in range(buckets_for(applied, BUCKET_SIZE)):
-                self._mark(group_id, self.bucket(number) + self.RESIZED)
+                members.append(self.bucket(number) + self.RESIZED)
                 # and every sub-bucket, which a finisher lists before its bucket
                 held = bucket_count(applied, number, BUCKET_SIZE)
                 for sub in range(buckets_for(held, SUB_BUCKET_SIZE)):
-                    self._mark(group_id, self.sub_bucket(number, sub) + self.RESIZED)
+                    members.append(self.sub_bucket(number, sub) + self.RESIZED)
+            # all written before set_size returns, and before the last header task is sent
+            self.store.each(lambda member: self._mark(group_id, member), members)
 
     # -- header tasks ----------------------------------------------------------------
 
@@ -539,9 +563,19 @@ class MarkerCounter(ChordCounter):
             return self._count_all(group_id, vote, task, placed=False)
         if expect.buckets == 1:
             return self._elect(group_id, self.FIRED, vote)
-        self._elect(group_id, f"{self.FULL}{number}", vote)
+        first = self._elect(group_id, f"{self.FULL}{number}", vote)
         full = self.store.list_names(self.keys.members(group_id) + self.FULL)
-        return len(full) >= expect.buckets and self._elect(group_id, self.FIRED, vote)
+        fires = len(full) >= expect.buckets and self._elect(group_id, self.FIRED, vote)
+        if first and not fires:
+            # The one that made the bucket full keeps its results for the
+            # join, which then reads one snapshot per bucket rather than every
+            # result after the last header task. The one that fires reads its
+            # own bucket in the join; a snapshot not written yet is read there too.
+            placed = (KeyLayout.decode(task) for task in seen.placed)
+            self.store.snapshot(
+                self.keys.member(group_id, f"{self.JOINED}{number}"), [task for task in placed if task]
+            )
+        return fires
 
     def _record_unplaced(self, group_id: str, vote: Vote, task: str) -> bool:
         """A header task without a position: marked in bucket 0, decided there for a
@@ -581,6 +615,11 @@ class MarkerCounter(ChordCounter):
         # client's retry then refused: the marker says who wrote it.
         stored = self.store.read_decoded(self.keys.member(group_id, member))
         return stored is not None and vote.cast(stored.value)
+
+    def snapshots(self, group_id: str, size: int) -> list[str]:
+        if size <= BUCKET_SIZE:  # one bucket: record() stored none
+            return []
+        return self.store.list_names(self.keys.members(group_id) + self.JOINED)
 
     def forget(self, group_id: str) -> None:
         prefix = self.keys.members(group_id)
