@@ -46,7 +46,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,9 @@ class Row:
     storage: str
     size: int
     code: str
-    per_task: Counter[str] = field(default_factory=Counter)
+    #: The header tasks' requests by kind (their results, bookkeeping, the fire
+    #: and the clean-up), the final join's reads left out.
+    requests: Counter[str] = field(default_factory=Counter)
     join_reads: int = 0
     apply_requests: int = 0
     listed_bytes: float = 0.0
@@ -109,19 +111,20 @@ class Row:
     fired: int = 0
 
     def line(self) -> str:
-        total = sum(self.per_task.values())
-        kinds = " | ".join(f"{self.per_task[kind]:6.3f}" for kind in KINDS)
+        total = sum(self.requests.values()) / self.size
+        kinds = " | ".join(f"{self.requests[kind] / self.size:6.3f}" for kind in KINDS)
+        totals = " / ".join(str(self.requests[kind]) for kind in KINDS)
         return (
             f"| {self.storage:7} | {self.code:6} | {self.size:7d} | {total:7.3f} | {kinds} | "
             f"{self.listed_bytes:10.0f} | {self.apply_requests:5d} | {self.join_reads:6d} | "
-            f"{self.seconds * 1000:8.2f} | {self.fired} |"
+            f"{totals} | {self.seconds * 1000:8.2f} | {self.fired} |"
         )
 
 
 HEADER = (
     "| storage | code   |       N | req/task |    PUT |    GET |   LIST | DELETE "
-    "| listed B/task | apply | join GETs | ms/task | fired |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| listed B/task | apply | join GETs | requests PUT / GET / LIST / DELETE | ms/task | fired |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
 )
 
 
@@ -174,8 +177,29 @@ def apply_chord(app: Celery, size: int) -> tuple[str, Any, list[str]]:
     return group_id, callback, task_ids
 
 
+class Progress:
+    """Prints to stderr how many of the header tasks are done, every tenth."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.started = time.perf_counter()
+        self.lock = threading.Lock()
+
+    def step(self) -> None:
+        with self.lock:
+            self.done += 1
+            if self.done % max(1, self.total // 10) == 0:
+                elapsed = time.perf_counter() - self.started
+                print(f"  {self.label}: {self.done}/{self.total} in {elapsed:.0f} s", file=sys.stderr)
+
+
 def finish_header_tasks(
-    app: Celery, group_id: str, callback: Any, task_ids: list[str], positions: Iterable[int]
+    app: Celery,
+    group_id: str,
+    callback: Any,
+    task_ids: list[str],
+    positions: list[int],
+    progress: Progress,
 ) -> None:
     """What a worker does when these header tasks succeed: mark_as_done with the
     request a header task carries (its group, the callback, its position)."""
@@ -186,6 +210,7 @@ def finish_header_tasks(
             id=task_ids[position], group=group_id, chord=chord, group_index=position, delivery_info={}
         )
         backend.mark_as_done(task_ids[position], position, request=request)
+        progress.step()
 
 
 def finish_all(
@@ -202,10 +227,11 @@ def finish_all(
 
     StorageBackend._fire_chord = counted_fire  # type: ignore[method-assign]
     errors: list[BaseException] = []
+    progress = Progress(f"N = {len(task_ids)}", len(task_ids))
 
     def work(share: list[int]) -> None:
         try:
-            finish_header_tasks(app, group_id, callback, task_ids, share)
+            finish_header_tasks(app, group_id, callback, task_ids, share, progress)
         except BaseException as exc:
             errors.append(exc)
 
@@ -244,8 +270,7 @@ def on_emulator(storage: str, sizes: list[int], threads: int, code: str) -> Iter
                 if is_join_read(request, header_ids):
                     row.join_reads += 1
                 else:
-                    row.per_task[kind_of(request)] += 1
-            row.per_task = Counter({kind: count / size for kind, count in row.per_task.items()})
+                    row.requests[kind_of(request)] += 1
             row.listed_bytes = names.bytes / size
             yield row
     finally:
@@ -291,7 +316,8 @@ def drive_share(store: CountingStore, chord: Chord, positions: list[int], out: A
                 return send_task(name, args, *more, **kwargs)
 
             app.send_task = watched_send_task  # type: ignore[method-assign]
-            finish_header_tasks(app, chord.group_id, chord.callback, chord.task_ids, positions)
+            progress = Progress(f"N = {len(chord.task_ids)}, one process", len(positions))
+            finish_header_tasks(app, chord.group_id, chord.callback, chord.task_ids, positions, progress)
         out.put(sent)
     except BaseException:
         out.put(traceback.format_exc())
@@ -345,7 +371,7 @@ def in_memory(sizes: list[int], processes: int, code: str) -> Iterator[Row]:
             counts, _, listed_bytes = store.take_counts()
             row = Row("memory", size, code, apply_requests=sum(applied.values()), fired=len(sent))
             row.join_reads = counts.pop(JOIN, 0)
-            row.per_task = Counter({kind: count / size for kind, count in counts.items()})
+            row.requests = Counter(counts)
             row.listed_bytes = listed_bytes / size
             row.seconds = seconds / size
             yield row
