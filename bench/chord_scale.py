@@ -106,6 +106,7 @@ class Row:
     requests: Counter[str] = field(default_factory=Counter)
     join_reads: int = 0
     apply_requests: int = 0
+    listed_names: float = 0.0
     listed_bytes: float = 0.0
     seconds: float = 0.0
     fired: int = 0
@@ -116,23 +117,25 @@ class Row:
         totals = " / ".join(str(self.requests[kind]) for kind in KINDS)
         return (
             f"| {self.storage:7} | {self.code:6} | {self.size:7d} | {total:7.3f} | {kinds} | "
-            f"{self.listed_bytes:10.0f} | {self.apply_requests:5d} | {self.join_reads:6d} | "
+            f"{self.listed_names:6.1f} | {self.listed_bytes:10.0f} | "
+            f"{self.apply_requests:5d} | {self.join_reads:6d} | "
             f"{totals} | {self.seconds * 1000:8.2f} | {self.fired} |"
         )
 
 
 HEADER = (
     "| storage | code   |       N | req/task |    PUT |    GET |   LIST | DELETE "
-    "| listed B/task | apply | join GETs | requests PUT / GET / LIST / DELETE | ms/task | fired |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+    "| names listed/task | listed B/task | apply | join GETs "
+    "| requests PUT / GET / LIST / DELETE | ms/task | fired |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
 )
 
 
 class Names:
-    """Counts the bytes of the names listed by the backend (the emulator's own listing bytes are ~4x)."""
+    """Counts the names listed by the backend and their bytes (the emulator's own listing bytes are ~4x)."""
 
     def __init__(self) -> None:
-        self.bytes = 0
+        self.names = self.bytes = 0
         self.lock = threading.Lock()
         self.original = StorageBackend.list_names
 
@@ -142,6 +145,7 @@ class Names:
         def list_names(backend: StorageBackend, prefix: str) -> list[str]:
             found = names.original(backend, prefix)
             with names.lock:
+                names.names += len(found)
                 names.bytes += sum(len(name) for name in found)
             return found
 
@@ -271,6 +275,7 @@ def on_emulator(storage: str, sizes: list[int], threads: int, code: str) -> Iter
                     row.join_reads += 1
                 else:
                     row.requests[kind_of(request)] += 1
+            row.listed_names = names.names / size
             row.listed_bytes = names.bytes / size
             yield row
     finally:
@@ -368,10 +373,11 @@ def in_memory(sizes: list[int], processes: int, code: str) -> Iterator[Row]:
             chord = Chord(conf, group_id, callback, task_ids)
             seconds, sent = finish_in_processes(store, chord, processes)
             check_fired_once(sent, size, store, app.backend.get_key_for_task(callback.id))
-            counts, _, listed_bytes = store.take_counts()
+            counts, listed_names, listed_bytes = store.take_counts()
             row = Row("memory", size, code, apply_requests=sum(applied.values()), fired=len(sent))
             row.join_reads = counts.pop(JOIN, 0)
             row.requests = Counter(counts)
+            row.listed_names = listed_names / size
             row.listed_bytes = listed_bytes / size
             row.seconds = seconds / size
             yield row
