@@ -1,19 +1,27 @@
 """Benchmark: what one chord's bookkeeping costs per header task as N grows.
 
-    hatch run bench:chord-scale [--sizes 10,1000,10000] [--storages s3,gcs,azure,memory]
-                                [--memory-sizes 10,1000,10000,100000] [--threads 4]
+    hatch run bench:chord-scale [--sizes 10,1000,10000] [--storages folder,memory,s3,gcs,azure]
+                                [--memory-sizes 10,1000,10000,100000] [--folder-sizes 10,1000,10000]
+                                [--threads 4] [--processes 4]
 
-No worker: the chord's methods are driven as a worker drives them, from
---threads threads (each with the backend Celery gives a thread): apply_chord
-and set_chord_size, then for each header task mark_as_done with a request
-carrying its group id, the callback and its position (group_index), as a
-header task's does. The callback is published to an in-memory broker.
+No worker: the chord's methods are driven as a worker drives them:
+apply_chord and set_chord_size, then for each header task mark_as_done with
+a request carrying its group id, the callback and its position
+(group_index), as a header task's does. The callback is published to an
+in-memory broker. Each run is the whole chord: the apply, the header tasks'
+results and bookkeeping, the fire (the join of the N results), the clean-up.
 
-On the emulators (S3 on moto, GCS on fake-gcs-server, Azure on Azurite), the
-requests go through the counting proxy; "memory" is an in-memory store in
-this process that counts requests the way the proxy counts S3's (a listing
-is one request per page of 1,000 names, a bulk delete one per 1,000 names),
-for sizes the emulators cannot list quickly (they scan to list).
+On the emulators (S3 on moto, GCS on fake-gcs-server, Azure on Azurite), from
+--threads threads (each with the backend Celery gives a thread), the
+requests go through the counting proxy.
+
+"memory" is an in-memory store served by one process to --processes
+processes (bench/shared_store.py), each finishing a share of the header's
+positions in a random order; it counts requests the way the proxy counts
+S3's (a listing is one request per page of 1,000 names, a bulk delete one
+per 1,000 names), for sizes the emulators cannot list quickly (they scan
+the bucket to list). It asserts the callback was sent exactly once, with
+all N values, after all N header results were stored.
 
 On the folder (the filesystem provider), the file system calls naming a
 path in the results folder are counted instead, with the most header ids one
@@ -28,17 +36,17 @@ apply (group record, markers); and seconds per header task.
 from __future__ import annotations
 
 import argparse
-import bisect
-import datetime
-import itertools
+import multiprocessing
 import os
+import random
 import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +57,8 @@ from celery import Celery
 from celery.app.task import Context
 
 from bench.harness import setup_django
-from django_storage_celery_results import adapters
+from bench.shared_store import JOIN, CountingStore, backends_on, shared_store
 from django_storage_celery_results.backends import StorageBackend
-from django_storage_celery_results.exceptions import VersionMismatch
 from support.fscalls import touching
 from support.proxy import CountingProxy, Request
 from support.stores.azure import AzureStore
@@ -60,74 +67,6 @@ from support.stores.s3 import S3Store
 
 STORES = {"s3": S3Store, "gcs": GCSStore, "azure": AzureStore}
 KINDS = ("PUT", "GET", "LIST", "DELETE")
-PAGE = 1000
-
-
-# -- an in-memory store counted like S3 ------------------------------------------------
-
-
-class MemoryStore(adapters.StorageAdapter):
-    """Objects in a dict, requests counted as S3 would bill them."""
-
-    conditional_writes = True
-    prefix_listing = True
-
-    def __init__(self) -> None:
-        self.objects: dict[str, tuple[bytes, str]] = {}
-        #: The names in order, for listings by prefix without a scan.
-        self.names: list[str] = []
-        self.lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
-        self.listed_bytes = 0
-
-    def describe(self) -> str:
-        return "memory"
-
-    def read(self, name: str) -> adapters.StoredObject | None:
-        with self.lock:
-            self.counts["GET"] += 1
-            found = self.objects.get(name)
-        return adapters.StoredObject(*found) if found else None
-
-    def put(self, name, data, mode=adapters.OVERWRITE, content=adapters.Content()):
-        with self.lock:
-            self.counts["PUT"] += 1
-            current = self.objects.get(name)
-            if mode == adapters.CREATE and current is not None:
-                raise VersionMismatch(name)
-            if isinstance(mode, adapters.Update) and (current is None or current[1] != mode.version):
-                raise VersionMismatch(name)
-            version = uuid.uuid4().hex
-            if current is None:
-                bisect.insort(self.names, name)
-            self.objects[name] = (bytes(data), version)
-        return version
-
-    def delete(self, name: str) -> None:
-        with self.lock:
-            self.counts["DELETE"] += 1
-            self._forget(name)
-
-    def delete_many(self, names: Iterable[str]) -> None:
-        names = list(names)
-        with self.lock:
-            self.counts["DELETE"] += -(-len(names) // PAGE)
-            for name in names:
-                self._forget(name)
-
-    def _forget(self, name: str) -> None:
-        if self.objects.pop(name, None) is not None:
-            del self.names[bisect.bisect_left(self.names, name)]
-
-    def list(self, wanted=lambda name: True, prefix=""):
-        with self.lock:
-            start = bisect.bisect_left(self.names, prefix)
-            following = (self.names[index] for index in range(start, len(self.names)))
-            found = list(itertools.takewhile(lambda name: name.startswith(prefix), following))
-            self.counts["LIST"] += max(1, -(-len(found) // PAGE))
-            self.listed_bytes += sum(len(name) for name in found)
-        now = datetime.datetime.now(datetime.timezone.utc)
-        return iter([adapters.ListedObject(name, now) for name in found if wanted(name)])
 
 
 # -- counting ------------------------------------------------------------------------
@@ -162,35 +101,41 @@ class Row:
     storage: str
     size: int
     code: str
-    per_task: Counter[str] = field(default_factory=Counter)
+    #: The header tasks' requests by kind (their results, bookkeeping, the fire
+    #: and the clean-up), the final join's reads left out.
+    requests: Counter[str] = field(default_factory=Counter)
     join_reads: int = 0
     apply_requests: int = 0
+    listed_names: float = 0.0
     listed_bytes: float = 0.0
     seconds: float = 0.0
     fired: int = 0
 
     def line(self) -> str:
-        total = sum(self.per_task.values())
-        kinds = " | ".join(f"{self.per_task[kind]:6.3f}" for kind in KINDS)
+        total = sum(self.requests.values()) / self.size
+        kinds = " | ".join(f"{self.requests[kind] / self.size:6.3f}" for kind in KINDS)
+        totals = " / ".join(str(self.requests[kind]) for kind in KINDS)
         return (
             f"| {self.storage:7} | {self.code:6} | {self.size:7d} | {total:7.3f} | {kinds} | "
-            f"{self.listed_bytes:10.0f} | {self.apply_requests:5d} | {self.join_reads:6d} | "
-            f"{self.seconds * 1000:8.2f} | {self.fired} |"
+            f"{self.listed_names:6.1f} | {self.listed_bytes:10.0f} | "
+            f"{self.apply_requests:5d} | {self.join_reads:6d} | "
+            f"{totals} | {self.seconds * 1000:8.2f} | {self.fired} |"
         )
 
 
 HEADER = (
     "| storage | code   |       N | req/task |    PUT |    GET |   LIST | DELETE "
-    "| listed B/task | apply | join GETs | ms/task | fired |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| names listed/task | listed B/task | apply | join GETs "
+    "| requests PUT / GET / LIST / DELETE | ms/task | fired |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
 )
 
 
 class Names:
-    """Counts the bytes of the names listed by the backend (the emulator's own listing bytes are ~4x)."""
+    """Counts the names listed by the backend and their bytes (the emulator's own listing bytes are ~4x)."""
 
     def __init__(self) -> None:
-        self.bytes = 0
+        self.names = self.bytes = 0
         self.lock = threading.Lock()
         self.original = StorageBackend.list_names
 
@@ -200,6 +145,7 @@ class Names:
         def list_names(backend: StorageBackend, prefix: str) -> list[str]:
             found = names.original(backend, prefix)
             with names.lock:
+                names.names += len(found)
                 names.bytes += sum(len(name) for name in found)
             return found
 
@@ -235,6 +181,42 @@ def apply_chord(app: Celery, size: int) -> tuple[str, Any, list[str]]:
     return group_id, callback, task_ids
 
 
+class Progress:
+    """Prints to stderr how many of the header tasks are done, every tenth."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.started = time.perf_counter()
+        self.lock = threading.Lock()
+
+    def step(self) -> None:
+        with self.lock:
+            self.done += 1
+            if self.done % max(1, self.total // 10) == 0:
+                elapsed = time.perf_counter() - self.started
+                print(f"  {self.label}: {self.done}/{self.total} in {elapsed:.0f} s", file=sys.stderr)
+
+
+def finish_header_tasks(
+    app: Celery,
+    group_id: str,
+    callback: Any,
+    task_ids: list[str],
+    positions: list[int],
+    progress: Progress,
+) -> None:
+    """What a worker does when these header tasks succeed: mark_as_done with the
+    request a header task carries (its group, the callback, its position)."""
+    backend = app.backend
+    chord = dict(callback)
+    for position in positions:
+        request = Context(
+            id=task_ids[position], group=group_id, chord=chord, group_index=position, delivery_info={}
+        )
+        backend.mark_as_done(task_ids[position], position, request=request)
+        progress.step()
+
+
 def finish_all(
     app: Celery, group_id: str, callback: Any, task_ids: list[str], threads: int
 ) -> tuple[float, int]:
@@ -249,16 +231,11 @@ def finish_all(
 
     StorageBackend._fire_chord = counted_fire  # type: ignore[method-assign]
     errors: list[BaseException] = []
+    progress = Progress(f"N = {len(task_ids)}", len(task_ids))
 
     def work(share: list[int]) -> None:
         try:
-            backend = app.backend
-            chord = dict(callback)
-            for position in share:
-                request = Context(
-                    id=task_ids[position], group=group_id, chord=chord, group_index=position, delivery_info={}
-                )
-                backend.mark_as_done(task_ids[position], position, request=request)
+            finish_header_tasks(app, group_id, callback, task_ids, share, progress)
         except BaseException as exc:
             errors.append(exc)
 
@@ -297,8 +274,8 @@ def on_emulator(storage: str, sizes: list[int], threads: int, code: str) -> Iter
                 if is_join_read(request, header_ids):
                     row.join_reads += 1
                 else:
-                    row.per_task[kind_of(request)] += 1
-            row.per_task = Counter({kind: count / size for kind, count in row.per_task.items()})
+                    row.requests[kind_of(request)] += 1
+            row.listed_names = names.names / size
             row.listed_bytes = names.bytes / size
             yield row
     finally:
@@ -306,32 +283,104 @@ def on_emulator(storage: str, sizes: list[int], threads: int, code: str) -> Iter
         emulator.stop()
 
 
-def in_memory(sizes: list[int], threads: int, code: str) -> Iterator[Row]:
-    store = MemoryStore()
-    original = StorageBackend.adapter
-    StorageBackend.adapter = property(lambda self: store)  # type: ignore[assignment,method-assign]
+# -- several processes on a shared in-memory store -----------------------------------
+
+
+@dataclass
+class Chord:
+    """An applied chord, as each process driving its header needs it."""
+
+    conf: dict[str, Any]
+    group_id: str
+    callback: Any
+    task_ids: list[str]
+
+
+@dataclass
+class Sent:
+    """One callback sent: with how many values, and how many header results
+    were stored at that moment."""
+
+    values: int
+    stored: int
+
+
+def drive_share(store: CountingStore, chord: Chord, positions: list[int], out: Any) -> None:
+    """In a process of its own: finish these header tasks; put the callbacks this
+    process sent (or the error that stopped it) on out."""
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            app = make_app({"result_storage": "filesystem", "result_storage_config": {"location": folder}})
-            for size in sizes:
-                store.objects.clear()
-                store.names.clear()
-                store.counts.clear()
-                group_id, callback, task_ids = apply_chord(app, size)
-                applied = sum(store.counts.values())
-                store.counts.clear()
-                store.listed_bytes = 0
-                seconds, fired = finish_all(app, group_id, callback, task_ids, threads)
-                row = Row("memory", size, code, apply_requests=applied, seconds=seconds / size, fired=fired)
-                # the join reads one object per header task; the callback's own write is none here
-                row.join_reads = size if fired else 0
-                counts = Counter(store.counts)
-                counts["GET"] -= row.join_reads
-                row.per_task = Counter({kind: count / size for kind, count in counts.items()})
-                row.listed_bytes = store.listed_bytes / size
-                yield row
-    finally:
-        StorageBackend.adapter = original  # type: ignore[method-assign]
+        with backends_on(store):
+            app = make_app(chord.conf)
+            header = [app.backend.get_key_for_task(task_id) for task_id in chord.task_ids]
+            sent: list[Sent] = []
+            send_task = app.send_task
+
+            def watched_send_task(name: str, args: Any = None, *more: Any, **kwargs: Any) -> Any:
+                if name == "bench.callback":
+                    sent.append(Sent(values=len(args[0]), stored=store.present(header)))
+                return send_task(name, args, *more, **kwargs)
+
+            app.send_task = watched_send_task  # type: ignore[method-assign]
+            progress = Progress(f"N = {len(chord.task_ids)}, one process", len(positions))
+            finish_header_tasks(app, chord.group_id, chord.callback, chord.task_ids, positions, progress)
+        out.put(sent)
+    except BaseException:
+        out.put(traceback.format_exc())
+
+
+def finish_in_processes(store: CountingStore, chord: Chord, processes: int) -> tuple[float, list[Sent]]:
+    """Every header task finished once, by processes each taking a share of the
+    positions in a random order: (seconds, the callbacks sent)."""
+    positions = list(range(len(chord.task_ids)))
+    random.shuffle(positions)
+    context = multiprocessing.get_context("fork")  # the store's proxy and this module's state go along
+    out = context.Queue()
+    started = time.perf_counter()
+    workers = [
+        context.Process(target=drive_share, args=(store, chord, positions[i::processes], out))
+        for i in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    answers = [out.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    seconds = time.perf_counter() - started
+    failures = [answer for answer in answers if isinstance(answer, str)]
+    if failures:
+        raise RuntimeError(f"a process driving header tasks failed:\n{failures[0]}")
+    return seconds, [sent for answer in answers for sent in answer]
+
+
+def check_fired_once(sent: list[Sent], size: int, store: CountingStore, callback_result: str) -> None:
+    """The promise: one callback, sent after all size header results were stored,
+    with all of them, and no chord error stored for it."""
+    assert len(sent) == 1, f"the callback was sent {len(sent)} times"
+    assert sent[0].stored == size, f"the callback was sent with {sent[0].stored} of {size} results stored"
+    assert sent[0].values == size, f"the callback got {sent[0].values} values of {size}"
+    assert not store.present([callback_result]), "a chord error was stored for the callback"
+
+
+def in_memory(sizes: list[int], processes: int, code: str) -> Iterator[Row]:
+    with shared_store() as store, tempfile.TemporaryDirectory() as folder, backends_on(store):
+        conf = {"result_storage": "filesystem", "result_storage_config": {"location": folder}}
+        app = make_app(conf)
+        for size in sizes:
+            store.reset()
+            group_id, callback, task_ids = apply_chord(app, size)
+            applied, _, _ = store.take_counts()
+            store.set_join([app.backend.get_key_for_task(task_id) for task_id in task_ids])
+            chord = Chord(conf, group_id, callback, task_ids)
+            seconds, sent = finish_in_processes(store, chord, processes)
+            check_fired_once(sent, size, store, app.backend.get_key_for_task(callback.id))
+            counts, listed_names, listed_bytes = store.take_counts()
+            row = Row("memory", size, code, apply_requests=sum(applied.values()), fired=len(sent))
+            row.join_reads = counts.pop(JOIN, 0)
+            row.requests = Counter(counts)
+            row.listed_names = listed_names / size
+            row.listed_bytes = listed_bytes / size
+            row.seconds = seconds / size
+            yield row
 
 
 def on_folder(sizes: list[int], threads: int, code: str) -> Iterator[str]:
@@ -396,7 +445,8 @@ def main() -> None:
     parser.add_argument("--memory-sizes", default="10,1000,10000,100000", help="N on the in-memory store")
     parser.add_argument("--folder-sizes", default="10,1000,10000", help="N on the folder")
     parser.add_argument("--storages", default="folder,memory,s3,gcs,azure")
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4, help="threads finishing header tasks (not memory)")
+    parser.add_argument("--processes", type=int, default=4, help="processes finishing header tasks (memory)")
     parser.add_argument("--code", default="after", help="a label for the code measured (before/after)")
     args = parser.parse_args()
     setup_django()
@@ -409,7 +459,7 @@ def main() -> None:
     print(HEADER, flush=True)
     for storage in storages:
         if storage == "memory":
-            rows = in_memory([int(n) for n in args.memory_sizes.split(",") if n], args.threads, args.code)
+            rows = in_memory([int(n) for n in args.memory_sizes.split(",") if n], args.processes, args.code)
         else:
             rows = on_emulator(storage, [int(n) for n in args.sizes.split(",") if n], args.threads, args.code)
         for row in rows:
