@@ -174,8 +174,9 @@ class StorageBackend(KeyValueStoreBackend):
             return self._mget(keys)
         # The chord's join: what the snapshots hold, each used once (a result
         # that was not ready yet is read from the store when asked again).
-        found = {key: ahead.pop(key) for key in dict.fromkeys(keys) if key in ahead}
-        missing = [key for key in dict.fromkeys(keys) if key not in found]
+        distinct = list(dict.fromkeys(keys))
+        found = {key: ahead.pop(key) for key in distinct if key in ahead}
+        missing = [key for key in distinct if key not in found]
         found.update(zip(missing, self._mget(missing), strict=True))
         return [found[key] for key in keys]
 
@@ -185,11 +186,18 @@ class StorageBackend(KeyValueStoreBackend):
         read: Callable[[str], bytes | None] = self.get
         if self.always_retry or getattr(self._local, "retry_reads", False):
             read = functools.partial(self.with_retries, self.get)
-        if len(keys) <= 1 or not self.adapter.parallel_reads:
-            return [read(key) for key in keys]
-        values: list[bytes | None] = []
-        for batch in in_batches(keys, MGET_BATCH):  # bounded: a group of 100,000 is 100 rounds
-            values.extend(self._pool().map(read, batch))
+        return self._map(read, keys)
+
+    def _map(self, call: Callable[[str], T], names: Iterable[str]) -> list[T]:
+        """call(name) for each name, in order: through the thread pool where the
+        store takes parallel requests, in bounded rounds (a group of 100,000 is
+        100 rounds); the first error is raised."""
+        names = list(names)
+        if len(names) <= 1 or not self.adapter.parallel_reads:
+            return [call(name) for name in names]
+        values: list[T] = []
+        for batch in in_batches(names, MGET_BATCH):
+            values.extend(self._pool().map(call, batch))
         return values
 
     def set(self, key: str, value: bytes | str) -> None:
@@ -242,13 +250,7 @@ class StorageBackend(KeyValueStoreBackend):
             logger.warning("Snapshot %s of header results not stored (%s)", name, type(exc).__name__)
 
     def each(self, call: Callable[[str], None], names: Iterable[str]) -> None:
-        names = list(names)
-        if len(names) > 1 and self.adapter.parallel_reads:
-            for _ in self._pool().map(call, names):  # raises the first error
-                pass
-        else:
-            for name in names:
-                call(name)
+        self._map(call, names)
 
     def _read_snapshots(self, group_id: str, size: int) -> dict[str, bytes]:
         """The result names and bytes the chord's snapshots hold; what cannot be read is left to the join."""
@@ -267,7 +269,7 @@ class StorageBackend(KeyValueStoreBackend):
                 return {}
 
         held: dict[str, bytes] = {}
-        for payloads in self._pool().map(read, names) if len(names) > 1 else map(read, names):
+        for payloads in self._map(read, names):
             held.update(payloads)
         return held
 
