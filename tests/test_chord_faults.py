@@ -32,6 +32,7 @@ def small_buckets(monkeypatch):
     for name in ("BUCKET_SIZE", "FOLDER_BUCKET_SIZE"):  # not raising: the tests also run on the old design
         monkeypatch.setattr(chords, name, 3, raising=False)
     monkeypatch.setattr(chords, "SUB_BUCKET_SIZE", 2, raising=False)  # a short sub-bucket in every bucket
+    monkeypatch.setattr(chords, "FULL_GROUP_SIZE", 2, raising=False)  # from 3 buckets on, groups of 2
     return 3
 
 
@@ -178,6 +179,33 @@ def test_only_the_last_of_a_sub_bucket_lists_its_bucket(make_app, s3_config, s3_
         ["b1~0~", "b1~", "full~", "joined~", ""],
     ]
     assert app.calls.read_text().splitlines() == ["5"]
+
+
+def test_the_full_buckets_are_counted_in_groups_one_level_up(make_app, s3_config, s3_proxy, tmp_path):
+    """Buckets of 2 counted in groups of 2 (7 tasks: buckets {0,1} {2,3} | {4,5} {6}):
+    a bucket's last finisher lists its group's full buckets, not every one, and
+    only a group's last lists the full groups."""
+    app = eager_app(make_app, tmp_path, s3_config)
+    sizes = {"BUCKET_SIZE": 2, "SUB_BUCKET_SIZE": 2, "FULL_GROUP_SIZE": 2}
+    with mock.patch.multiple(chords, **sizes):
+        group_id, task_ids, callback = start_chord(app, 7)
+        listings = []
+        for position in [0, 1, 6, 4, 5, 3, 2]:
+            with s3_proxy.counting() as seen:
+                finish(app, group_id, task_ids[position], callback, position=position)
+            listings.append([listed(request) for request in seen if "list-type" in request.query])
+            assert position == 2 or not app.calls.exists()  # 2 is the last
+    assert listings == [
+        ["b0~0~"],
+        ["b0~0~", "b0~", "full~0~"],
+        ["b3~0~", "b3~", "full~1~"],
+        ["b2~0~"],
+        ["b2~0~", "b2~", "full~1~", "fullgroup~"],
+        ["b1~0~"],
+        ["b1~0~", "b1~", "full~0~", "fullgroup~", "joined~", ""],
+    ]
+    assert app.calls.read_text().splitlines() == ["7"]
+    assert chord_objects(app) == []
 
 
 def test_folder_neighbours_rewrite_different_bucket_objects(chord_app, small_buckets):

@@ -22,8 +22,11 @@ does cheaply:
   positions, ``POSITIONS_KEY``, so a finisher knows its sub-bucket's count
   without a read). A chord of one bucket is then fired
   by whoever sees the bucket full and creates ``fired``; with more buckets,
-  that finisher creates ``full~<n>`` and lists ``full~`` (at most one
-  page) to see whether every bucket is full. Every writer writes before it
+  that finisher creates ``full~<n>`` and lists ``full~`` (at most
+  FULL_GROUP_SIZE names) to see whether every bucket is full; a chord of
+  more buckets than that counts them in groups the same way, one level up
+  (``full~<group>~<n>``, then ``fullgroup~<group>``), so no listing grows
+  with N. Every writer writes before it
   lists and listings are strongly consistent, so the last writer at each
   level (sub-bucket, bucket, chord) always sees the set complete: 3
   requests per header task (its result, its marker, one listing of about
@@ -106,6 +109,12 @@ BUCKET_SIZE = 100
 #: (moto spends most of a listing serialising its names, botocore parsing
 #: their timestamps), for 1/SUB_BUCKET_SIZE more listings per task.
 SUB_BUCKET_SIZE = 10
+#: Full buckets per group one level up, in a chord of more buckets than
+#: this: a bucket's last finisher lists the full buckets of its group only
+#: (at most this many names), and a group's last one the full groups, so no
+#: listing grows with N (below it, one listing of every full bucket, as
+#: chords applied before the groups expect).
+FULL_GROUP_SIZE = 100
 #: The key apply_chord adds to the callback signature, which every header
 #: task carries as request.chord: the number of positions of a flat header,
 #: which lets a finisher tell how many tasks its sub-bucket holds.
@@ -425,6 +434,8 @@ class MarkerCounter(ChordCounter):
 
     FIRED = "fired"
     FULL = "full~"
+    #: A group of FULL_GROUP_SIZE full buckets (a chord of more buckets than that).
+    FULL_GROUP = "fullgroup~"
     #: A snapshot of a full bucket's results, read by the join (snapshots.py).
     JOINED = "joined~"
     UNPLACED = ".u-"
@@ -563,9 +574,10 @@ class MarkerCounter(ChordCounter):
             return self._count_all(group_id, vote, task, placed=False)
         if expect.buckets == 1:
             return self._elect(group_id, self.FIRED, vote)
-        first = self._elect(group_id, f"{self.FULL}{number}", vote)
-        full = self.store.list_names(self.keys.members(group_id) + self.FULL)
-        fires = len(full) >= expect.buckets and self._elect(group_id, self.FIRED, vote)
+        first = self._elect(group_id, self.full_bucket(number, expect.buckets), vote)
+        fires = self._every_bucket_full(group_id, number, expect.buckets) and self._elect(
+            group_id, self.FIRED, vote
+        )
         if first and not fires:
             # The one that made the bucket full keeps its results for the
             # join, which then reads one snapshot per bucket rather than every
@@ -576,6 +588,31 @@ class MarkerCounter(ChordCounter):
                 self.keys.member(group_id, f"{self.JOINED}{number}"), [task for task in placed if task]
             )
         return fires
+
+    @classmethod
+    def full_bucket(cls, number: int, buckets: int) -> str:
+        """The marker of a full bucket: ``full~<n>``, or ``full~<group>~<n>``
+        in a chord of more than FULL_GROUP_SIZE buckets."""
+        if buckets <= FULL_GROUP_SIZE:
+            return f"{cls.FULL}{number}"
+        return f"{cls.FULL}{number // FULL_GROUP_SIZE}~{number}"
+
+    def _every_bucket_full(self, group_id: str, number: int, buckets: int) -> bool:
+        """Whether every bucket is full, seen by one that just marked bucket number full.
+
+        Each level is decided as the buckets are: its writers write before
+        they list, so the last writer of a group sees it full and the last
+        writer of the groups sees them all.
+        """
+        prefix = self.keys.members(group_id)
+        if buckets <= FULL_GROUP_SIZE:
+            return len(self.store.list_names(prefix + self.FULL)) >= buckets
+        group = number // FULL_GROUP_SIZE
+        in_group = bucket_count(buckets, group, FULL_GROUP_SIZE)
+        if len(self.store.list_names(f"{prefix}{self.FULL}{group}~")) < in_group:
+            return False
+        self._mark(group_id, f"{self.FULL_GROUP}{group}")
+        return len(self.store.list_names(prefix + self.FULL_GROUP)) >= buckets_for(buckets, FULL_GROUP_SIZE)
 
     def _record_unplaced(self, group_id: str, vote: Vote, task: str) -> bool:
         """A header task without a position: marked in bucket 0, decided there for a
