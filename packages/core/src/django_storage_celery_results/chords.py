@@ -28,7 +28,7 @@ does cheaply:
   (``full~<group>~<n>``, then ``fullgroup~<group>``), so no listing grows
   with N. Every writer writes before it
   lists and listings are strongly consistent, so the last writer at each
-  level (sub-bucket, bucket, chord) always sees the set complete: 3
+  level (sub-bucket, bucket, group, chord) always sees the set complete: 3
   requests per header task (its result, its marker, one listing of about
   SUB_BUCKET_SIZE / 2 names), one more listing per sub-bucket and
   O(1/BUCKET_SIZE) more, whatever N. A task without a position, or with
@@ -112,8 +112,8 @@ SUB_BUCKET_SIZE = 10
 #: Full buckets per group one level up, in a chord of more buckets than
 #: this: a bucket's last finisher lists the full buckets of its group only
 #: (at most this many names), and a group's last one the full groups, so no
-#: listing grows with N (below it, one listing of every full bucket, as
-#: chords applied before the groups expect).
+#: listing grows with N (up to it, one listing of every full bucket, which
+#: saves a chord the group level's two requests).
 FULL_GROUP_SIZE = 100
 #: The key apply_chord adds to the callback signature, which every header
 #: task carries as request.chord: the number of positions of a flat header,
@@ -595,7 +595,12 @@ class MarkerCounter(ChordCounter):
         in a chord of more than FULL_GROUP_SIZE buckets."""
         if buckets <= FULL_GROUP_SIZE:
             return f"{cls.FULL}{number}"
-        return f"{cls.FULL}{number // FULL_GROUP_SIZE}~{number}"
+        return f"{cls.full_group(number // FULL_GROUP_SIZE)}{number}"
+
+    @classmethod
+    def full_group(cls, group: int) -> str:
+        """The prefix of the full buckets of one group."""
+        return f"{cls.FULL}{group}~"
 
     def _every_bucket_full(self, group_id: str, number: int, buckets: int) -> bool:
         """Whether every bucket is full, seen by one that just marked bucket number full.
@@ -609,7 +614,7 @@ class MarkerCounter(ChordCounter):
             return len(self.store.list_names(prefix + self.FULL)) >= buckets
         group = number // FULL_GROUP_SIZE
         in_group = bucket_count(buckets, group, FULL_GROUP_SIZE)
-        if len(self.store.list_names(f"{prefix}{self.FULL}{group}~")) < in_group:
+        if len(self.store.list_names(prefix + self.full_group(group))) < in_group:
             return False
         self._mark(group_id, f"{self.FULL_GROUP}{group}")
         return len(self.store.list_names(prefix + self.FULL_GROUP)) >= buckets_for(buckets, FULL_GROUP_SIZE)
