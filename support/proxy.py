@@ -137,6 +137,10 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
+class _CutShort(Exception):
+    """The client closed its connection before sending the whole body."""
+
+
 class _ProxyHandler(BaseHTTPRequestHandler):
     proxy: CountingProxy
     protocol_version = "HTTP/1.1"
@@ -147,25 +151,40 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
+    def _read(self, size: int) -> bytes:
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise _CutShort
+        return data
+
     def _body(self) -> bytes:
+        """The request's whole body, or _CutShort when the client went away
+        mid-body (a killed worker): a store never applies half a request."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks: list[bytes] = []
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline()
+                if not line:
+                    raise _CutShort
+                size = int(line.split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
+                chunks.append(self._read(size))
                 self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return self._read(int(self.headers.get("Content-Length") or 0))
 
     def _forward(self) -> None:
         with self.proxy.answering():
             self._handle()
 
     def _handle(self) -> None:
-        body = self._body()
+        try:
+            body = self._body()
+        except _CutShort:
+            self.close_connection = True
+            return
         path, _, query = self.path.partition("?")
         request = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}, body)
         fault = self.proxy.record(request)

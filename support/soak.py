@@ -116,8 +116,10 @@ class Watcher(threading.Thread):
         self.seen[task_id] = state
 
     def stop(self) -> None:
+        """Idempotent, so a test's `finally` can stop it whether or not it got that far."""
         self._stop_event.set()
-        self.join(30)
+        if self.is_alive():
+            self.join(30)
 
 
 def lost(app: Any, expected: Iterable[tuple[str, Any]]) -> list[str]:

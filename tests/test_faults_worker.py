@@ -50,11 +50,11 @@ def test_every_fault_kind_loses_nothing_and_no_state_goes_back(storage, fresh_st
     }
     worker = start(env, tmp_path / "worker.log")
     app = client(redis_url, storage, store.without_client_retries(), result_backend_always_retry=True)
+    add = app.signature("tests.add")
+    calls = [add.clone((i, i)) for i in range(TASKS)]
+    ids = [call.freeze().id for call in calls]
+    watcher = Watcher(app, ids)  # stopped in `finally`: a reader left running would skew later tests' counts
     try:
-        add = app.signature("tests.add")
-        calls = [add.clone((i, i)) for i in range(TASKS)]
-        ids = [call.freeze().id for call in calls]
-        watcher = Watcher(app, ids)
         counters = inject_mix(store, RATE, seed=15, only=result_objects(store))
         watcher.start()
         results = group(calls).apply_async()
@@ -68,6 +68,7 @@ def test_every_fault_kind_loses_nothing_and_no_state_goes_back(storage, fresh_st
         assert watcher.backwards == [] and watcher.invalid == []
         assert len(watcher.seen) > TASKS // 2
     finally:
+        watcher.stop()
         app.close()
         worker.stop()
     assert "Unrecoverable error" not in worker.output()
@@ -95,11 +96,11 @@ def test_a_worker_killed_while_storing_leaves_nothing_partial(storage, fresh_sto
     worker = start(env, tmp_path / "worker.log")
     app = client(redis_url, storage, config, result_expires=86400)
     size = 200_000  # a write that takes a moment
+    dying = app.signature("tests.die_while_storing")
+    calls = [dying.clone((size, str(markers))) for _ in range(8)]
+    ids = [call.freeze().id for call in calls]
+    watcher = Watcher(app, ids)
     try:
-        dying = app.signature("tests.die_while_storing")
-        calls = [dying.clone((size, str(markers))) for _ in range(8)]
-        ids = [call.freeze().id for call in calls]
-        watcher = Watcher(app, ids)
         watcher.start()
         results = group(calls).apply_async()
         assert results.join_native(timeout=180) == ["x" * size] * len(calls)
@@ -124,5 +125,6 @@ def test_a_worker_killed_while_storing_leaves_nothing_partial(storage, fresh_sto
         print(f"{storage}: {kills} pool processes killed while running or storing")
         assert kills >= 1
     finally:
+        watcher.stop()
         app.close()
         worker.stop()

@@ -75,3 +75,29 @@ def test_stripped_conditions_let_a_refused_write_through(s3_proxy, s3_store, s3_
     s3_proxy.inject(Fault(0, matches=_put, strip_conditions=True))
     client.put_object(Bucket=s3_store.bucket, Key="k", Body=b"second", IfNoneMatch="*")
     assert s3_raw.get_object(Bucket=s3_store.bucket, Key="k")["Body"].read() == b"second"
+
+
+@pytest.mark.parametrize(
+    "head, sent",
+    [
+        ("Content-Length: 1000", b"x" * 500),
+        ("Transfer-Encoding: chunked", b"3e8\r\n" + b"x" * 500),
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_a_body_cut_short_by_a_dying_client_is_not_forwarded(s3_proxy, s3_store, s3_raw, head, sent):
+    """A worker SIGKILLed mid-upload: a store never applies half a request,
+    so the proxy must not forward the half it received."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(s3_proxy.url)
+    with s3_proxy.counting() as seen:
+        with socket.create_connection((parts.hostname, parts.port)) as conn:
+            conn.sendall(f"PUT /{s3_store.bucket}/half HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}\r\n\r\n".encode())
+            conn.sendall(sent)
+        time.sleep(0.5)  # the proxy's handler thread sees the close
+    assert seen == []
+    listed = s3_raw.list_objects_v2(Bucket=s3_store.bucket, Prefix="half")
+    assert listed.get("KeyCount") == 0
