@@ -93,9 +93,10 @@ def test_a_body_cut_short_by_a_dying_client_is_not_forwarded(s3_proxy, s3_store,
     from urllib.parse import urlsplit
 
     parts = urlsplit(s3_proxy.url)
+    request = f"PUT /{s3_store.bucket}/half HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}\r\n\r\n"
     with s3_proxy.counting() as seen:
         with socket.create_connection((parts.hostname, parts.port)) as conn:
-            conn.sendall(f"PUT /{s3_store.bucket}/half HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}\r\n\r\n".encode())
+            conn.sendall(request.encode())
             conn.sendall(sent)
         time.sleep(0.5)  # the proxy's handler thread sees the close
     assert seen == []
