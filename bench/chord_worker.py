@@ -5,7 +5,9 @@ JSON with Celery's lowercase names in BENCH_CELERY. After each task the
 worker logs a ``bench-task {...}`` line: the chord state writes this backend
 made and how many of them lost a race (a conditional write that found
 another version), and, with BENCH_FOLDER set, the file system calls that
-named a path in that folder and the paths they named.
+named a path in that folder and the paths they named. With BENCH_NO_FSYNC
+set, os.fsync does nothing in the worker: what the folder's crash safety
+costs, measured (not a setting of the backend).
 """
 
 import json
@@ -17,6 +19,9 @@ from celery import signals
 
 from support.fscalls import touching
 from support.project.settings import *  # noqa: F403
+
+if os.environ.get("BENCH_NO_FSYNC"):
+    os.fsync = lambda fd: None
 
 for _name, _value in json.loads(os.environ.get("BENCH_CELERY") or "{}").items():
     globals()[f"CELERY_{_name.upper()}"] = _value

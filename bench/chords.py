@@ -1,7 +1,8 @@
 """Benchmark: one chord of N tasks (default 100) on each storage, with a real worker.
 
     hatch run bench:chords [--size N] [--storages filesystem,s3,gcs,azure]
-                           [--targets native,polling,celery] [--timeout S]
+                           [--targets native,polling,celery] [--timeout S] [--latency MS]
+                           [--uncounted] [--no-fsync]
 
 A Redis broker and a `celery worker` subprocess (prefork, --processes 4) per
 configuration; the header is N `tests.add` tasks (with --task-seconds S:
@@ -17,6 +18,18 @@ Azure on Azurite, each behind the counting proxy):
   celery   Celery's own backend for that store, where one runs here: file://,
            s3://, azureblockblob:// (all poll with chord_unlock); Celery's
            gcs:// backend counts chords in Firestore, which has no emulator here
+
+The emulators answer in well under a millisecond and one request at a time
+(one Python or Node process), so with no added latency the emulator's total
+work decides the wall time. --latency MS makes the proxy hold each request
+that long before forwarding it, as a network round trip to a cloud store
+does (concurrent requests wait side by side), for every target alike.
+
+On the folder, --uncounted leaves this backend's file system calls uncounted,
+as Celery's file:// calls cannot be counted, so the wall times compare like
+for like (counting wraps every call that names a path); --no-fsync makes
+os.fsync a no-op in this backend's workers, to show what the folder's crash
+safety costs (Celery's file:// never fsyncs).
 
 Figures per chord, after a warm-up chord of 16 tasks on the same worker:
 wall time from apply until the worker logs the callback's success; store
@@ -60,6 +73,10 @@ PROCESSES = 4  # the default of --processes
 WARM_UP = 16
 #: Longest wait for a chord's callback, in seconds.
 TIMEOUT = 180
+#: Seconds the proxy holds each request before forwarding it (--latency).
+LATENCY = 0.0
+#: The folder: leave this backend's calls uncounted (--uncounted); no fsync in its workers (--no-fsync).
+UNCOUNTED = NO_FSYNC = False
 RECEIVED = re.compile(r"Task (\S+)\[([0-9a-f-]+)\] received")
 BENCH_TASK = re.compile(r"bench-task (\{.*\})")
 
@@ -254,10 +271,14 @@ def run_chords(
 
     conf = {"broker_url": broker_url, "result_backend": "django-storage", **target.conf}
     env = {"DJANGO_SETTINGS_MODULE": "bench.chord_worker", "BENCH_CELERY": json.dumps(conf)}
-    if target.folder and not target.uncounted:
+    if target.folder and not (target.uncounted or UNCOUNTED):
         env["BENCH_FOLDER"] = target.folder
+    if target.folder and NO_FSYNC:  # file:// never fsyncs anyway
+        env["BENCH_NO_FSYNC"] = "1"
     app = Celery(f"bench-{target.storage}-{target.name}", set_as_current=False)
     app.conf.update(result_extended=True, **conf)
+    if target.proxy is not None:
+        target.proxy.delay = LATENCY
     worker = Worker(env, log, concurrency=processes, start_timeout=max(60, TIMEOUT / 2))
     task, arguments, total = header_task(seconds)
     try:
@@ -306,7 +327,7 @@ def counting(target: Target) -> Iterator[Callable[[], Touched | list[Request] | 
     if target.proxy is not None:
         with target.proxy.counting() as seen:
             yield lambda: seen
-    elif target.folder and not target.uncounted:
+    elif target.folder and not (target.uncounted or UNCOUNTED):
         with touching(target.folder) as touched:
             yield lambda: touched
     else:
@@ -399,7 +420,7 @@ def kinds(counted: Counter[str]) -> str:
 
 
 def main() -> None:
-    global TIMEOUT
+    global TIMEOUT, LATENCY, UNCOUNTED, NO_FSYNC
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -430,8 +451,24 @@ def main() -> None:
         help=f"longest wait for a callback, in seconds, and half of it for a worker to start "
         f"(default {TIMEOUT}; raise it on a loaded machine)",
     )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0,
+        help="milliseconds the proxy holds each request before forwarding it, like a round trip "
+        "to a cloud store (default 0)",
+    )
+    parser.add_argument(
+        "--uncounted",
+        action="store_true",
+        help="the folder: leave this backend's file system calls uncounted, like file://'s",
+    )
+    parser.add_argument(
+        "--no-fsync", action="store_true", help="the folder: os.fsync does nothing in this backend's workers"
+    )
     args = parser.parse_args()
-    TIMEOUT = args.timeout
+    TIMEOUT, UNCOUNTED, NO_FSYNC = args.timeout, args.uncounted, args.no_fsync
+    LATENCY = args.latency / 1000
     chosen = chosen_storages(parser, args.storages, STORAGES)
     targets = chosen_storages(parser, args.targets, TARGETS)
     # google-auth would otherwise look for the GCE metadata server (workers inherit it).
@@ -466,6 +503,8 @@ def main() -> None:
     print(
         f"chords of {args.size} {task} tasks, tests.total callback; celery worker: prefork, "
         f"{args.processes} processes; Redis broker; {os.cpu_count()} CPUs; "
+        f"{args.latency:g} ms added per request; "
+        f"folder calls {'uncounted' if UNCOUNTED else 'counted'}{', fsync off' if NO_FSYNC else ''}; "
         f"{time.perf_counter() - started:.0f} s"
     )
     print(table(outcomes, args.size))
