@@ -73,10 +73,6 @@ PROCESSES = 4  # the default of --processes
 WARM_UP = 16
 #: Longest wait for a chord's callback, in seconds.
 TIMEOUT = 180
-#: Seconds the proxy holds each request before forwarding it (--latency).
-LATENCY = 0.0
-#: The folder: leave this backend's calls uncounted (--uncounted); no fsync in its workers (--no-fsync).
-UNCOUNTED = NO_FSYNC = False
 RECEIVED = re.compile(r"Task (\S+)\[([0-9a-f-]+)\] received")
 BENCH_TASK = re.compile(r"bench-task (\{.*\})")
 
@@ -90,8 +86,10 @@ class Target:
     proxy: CountingProxy | None = None
     #: The results folder, whose path calls are counted (filesystem).
     folder: str | None = None
-    #: Path calls cannot be counted (the backend bound open() at import).
+    #: Path calls not counted: the backend bound open() at import, or --uncounted.
     uncounted: bool = False
+    #: os.fsync does nothing in the worker (--no-fsync).
+    no_fsync: bool = False
     note: str = ""
 
 
@@ -271,14 +269,12 @@ def run_chords(
 
     conf = {"broker_url": broker_url, "result_backend": "django-storage", **target.conf}
     env = {"DJANGO_SETTINGS_MODULE": "bench.chord_worker", "BENCH_CELERY": json.dumps(conf)}
-    if target.folder and not (target.uncounted or UNCOUNTED):
+    if target.folder and not target.uncounted:
         env["BENCH_FOLDER"] = target.folder
-    if target.folder and NO_FSYNC:  # file:// never fsyncs anyway
+    if target.no_fsync:
         env["BENCH_NO_FSYNC"] = "1"
     app = Celery(f"bench-{target.storage}-{target.name}", set_as_current=False)
     app.conf.update(result_extended=True, **conf)
-    if target.proxy is not None:
-        target.proxy.delay = LATENCY
     worker = Worker(env, log, concurrency=processes, start_timeout=max(60, TIMEOUT / 2))
     task, arguments, total = header_task(seconds)
     try:
@@ -327,7 +323,7 @@ def counting(target: Target) -> Iterator[Callable[[], Touched | list[Request] | 
     if target.proxy is not None:
         with target.proxy.counting() as seen:
             yield lambda: seen
-    elif target.folder and not (target.uncounted or UNCOUNTED):
+    elif target.folder and not target.uncounted:
         with touching(target.folder) as touched:
             yield lambda: touched
     else:
@@ -420,7 +416,7 @@ def kinds(counted: Counter[str]) -> str:
 
 
 def main() -> None:
-    global TIMEOUT, LATENCY, UNCOUNTED, NO_FSYNC
+    global TIMEOUT
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -467,8 +463,7 @@ def main() -> None:
         "--no-fsync", action="store_true", help="the folder: os.fsync does nothing in this backend's workers"
     )
     args = parser.parse_args()
-    TIMEOUT, UNCOUNTED, NO_FSYNC = args.timeout, args.uncounted, args.no_fsync
-    LATENCY = args.latency / 1000
+    TIMEOUT = args.timeout
     chosen = chosen_storages(parser, args.storages, STORAGES)
     targets = chosen_storages(parser, args.targets, TARGETS)
     # google-auth would otherwise look for the GCE metadata server (workers inherit it).
@@ -487,6 +482,11 @@ def main() -> None:
                 for target in offered:
                     if target.name.split()[0] not in targets:
                         continue
+                    if target.proxy is not None:
+                        target.proxy.delay = args.latency / 1000
+                    if target.folder:
+                        target.uncounted = target.uncounted or args.uncounted
+                        target.no_fsync = args.no_fsync  # file:// never fsyncs anyway
                     if target.note:
                         outcomes.append(Outcome(target))
                         continue
@@ -504,7 +504,8 @@ def main() -> None:
         f"chords of {args.size} {task} tasks, tests.total callback; celery worker: prefork, "
         f"{args.processes} processes; Redis broker; {os.cpu_count()} CPUs; "
         f"{args.latency:g} ms added per request; "
-        f"folder calls {'uncounted' if UNCOUNTED else 'counted'}{', fsync off' if NO_FSYNC else ''}; "
+        f"folder calls {'uncounted' if args.uncounted else 'counted'}"
+        f"{', fsync off' if args.no_fsync else ''}; "
         f"{time.perf_counter() - started:.0f} s"
     )
     print(table(outcomes, args.size))

@@ -6,6 +6,10 @@ connection, so the faults that must reach the caller match every attempt."""
 
 from __future__ import annotations
 
+import socket
+import time
+from urllib.parse import urlsplit
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -88,10 +92,6 @@ def test_stripped_conditions_let_a_refused_write_through(s3_proxy, s3_store, s3_
 def test_a_body_cut_short_by_a_dying_client_is_not_forwarded(s3_proxy, s3_store, s3_raw, head, sent):
     """A worker SIGKILLed mid-upload: a store never applies half a request,
     so the proxy must not forward the half it received."""
-    import socket
-    import time
-    from urllib.parse import urlsplit
-
     parts = urlsplit(s3_proxy.url)
     request = f"PUT /{s3_store.bucket}/half HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}\r\n\r\n"
     with s3_proxy.counting() as seen:
