@@ -275,13 +275,15 @@ def sftp_server(tmp_path_factory) -> Iterator:
 
 # -- native chords driven through the backend (test_chords, test_chord_faults) ----
 
-CHORD_STORAGES = ["filesystem", "s3"]
+#: The three ways of counting: state objects (a folder), markers and listings
+#: (S3), append objects (Azure).
+CHORD_STORAGES = ["filesystem", "s3", "azure"]
 
 
 @pytest.fixture(params=CHORD_STORAGES, name="chord_app")
 def chord_app_fixture(request, make_app, tmp_path):
-    if request.param == "s3":
-        config = request.getfixturevalue("s3_config")
+    if request.param != "filesystem":
+        config = request.getfixturevalue(f"{request.param}_config")
     else:
         config = {"location": str(tmp_path / "results")}
     app = make_app(

@@ -5,7 +5,8 @@ tasks span several; the double election replayed deterministically; chord
 bookkeeping under injected transient errors with the client's own retries
 off; create-only markers whose answer is lost after the store applied them;
 and random interleavings of header completions, with duplicates, from
-several threads (hypothesis), on the folder and on S3 (moto).
+several threads (hypothesis), on the folder, S3 (moto) and Azure (Azurite),
+where the buckets are append blobs (chords.AppendCounter).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from django_storage_celery_results import chords
 from django_storage_celery_results.backends import StorageBackend
 from support.chords import callback_lines, finish, start_chord
 from support.faults import lost_answer, xml_error
+from support.stores.azure import azure_error
+from support.stores.azure import no_sdk_retries as no_azure_sdk_retries
 from support.stores.s3 import no_sdk_retries
 
 
@@ -36,9 +39,9 @@ def small_buckets(monkeypatch):
     return 3
 
 
-def eager_app(make_app, tmp_path, config, **conf):
+def eager_app(make_app, tmp_path, config, storage="s3", **conf):
     app = make_app(
-        result_storage="s3",
+        result_storage=storage,
         result_storage_config=config,
         task_always_eager=True,
         task_store_eager_result=True,
@@ -421,4 +424,93 @@ def test_a_chord_applied_before_the_buckets_still_completes(chord_app):
         assert callback_lines(app) == []
         finish(app, group_id, task_id, callback, position=position)
     assert callback_lines(app) == ["3"]
+    assert chord_objects(app) == []
+
+
+# -- Azure: buckets counted in append blobs (chords.AppendCounter) -------------------------
+
+
+def appends(request) -> bool:
+    return request.method == "PUT" and "comp=appendblock" in request.query and chord_request(request)
+
+
+def test_an_append_whose_answer_was_lost_counts_its_task_once(
+    make_app, azure_config, azure_proxy, tmp_path, small_buckets
+):
+    """Azure applies the append, the answer never arrives, the SDK retries: the
+    line is there twice, the count one too high; the task still counts once
+    and the chord fires only after its last task."""
+    app = eager_app(make_app, tmp_path, azure_config, storage="azure")
+    group_id, task_ids, callback = start_chord(app, 3)  # one bucket of 3
+    lost = azure_proxy.inject(lost_answer(appends, times=2))
+    with azure_proxy.counting() as seen:
+        for position, task_id in enumerate(task_ids[:2]):
+            finish(app, group_id, task_id, callback, position=position)
+    assert lost.times == 0
+    assert len([request for request in seen if appends(request)]) == 4  # 2 tasks, each twice
+    assert callback_lines(app) == []  # a count of 4 over 3 places is read, not trusted
+    finish(app, group_id, task_ids[2], callback, position=2)
+    assert callback_lines(app) == ["3"]
+    assert chord_objects(app) == []
+
+
+def test_azure_bookkeeping_survives_transient_errors_with_client_retries_off(
+    make_app, azure_config, azure_proxy, tmp_path, small_buckets
+):
+    app = eager_app(make_app, tmp_path, no_azure_sdk_retries(azure_config), storage="azure")
+    group_id, task_ids, callback = start_chord(app, 7)
+    for matches in [
+        appends,
+        lambda r: r.method == "GET" and chord_request(r),  # reads of a bucket's lines, listings
+        lambda r: r.method == "PUT" and "if-none-match" in r.headers and chord_request(r),  # full~, fired
+    ]:
+        fault = azure_error(503, "ServerBusy")
+        fault.matches = matches
+        fault.times = 3
+        azure_proxy.inject(fault)
+    for position, task_id in enumerate(task_ids):
+        finish(app, group_id, task_id, callback, position=position)
+    assert all(fault.times == 0 for fault in azure_proxy.faults)  # every fault was served
+    assert callback_lines(app) == ["7"]
+    assert chord_objects(app) == []
+
+
+def test_lines_that_name_no_task_never_complete_a_bucket(azure_app, tmp_path, small_buckets):
+    """What else an append blob holds (written by another program, or a
+    partial line) raises the count, so it is read sooner, but counts no task."""
+    app = azure_app
+    app.conf.update(task_always_eager=True, task_store_eager_result=True)
+    app.calls = tmp_path / "callback-calls"
+
+    @app.task(name="tests.record_callback", shared=False)
+    def record_callback(values):
+        with app.calls.open("a") as handle:
+            handle.write(f"{sum(values)}\n")
+
+    group_id, task_ids, callback = start_chord(app, 3)
+    blob = f"{app.backend.get_key_for_chord(group_id)}~b0~.expect-3-of-3-in-1"
+    for line in ["+", "garbage", '{"status": "SUCCESS"}', "-", "\u00e9"]:
+        assert app.backend.append_line(blob, line) is not None
+    for position, task_id in enumerate(task_ids):
+        assert callback_lines(app) == []
+        finish(app, group_id, task_id, callback, position=position)
+    assert callback_lines(app) == ["3"]
+
+
+def test_a_chord_applied_with_markers_completes_where_the_store_appends(
+    make_app, azure_config, tmp_path, small_buckets
+):
+    """A chord whose .expect markers are block blobs (applied by MarkerCounter):
+    the appends are refused (InvalidBlobType) and the finishers write markers."""
+    app = eager_app(make_app, tmp_path, azure_config, storage="azure")
+    backend = app.backend
+    appending = backend.chord_counter
+    assert isinstance(appending, chords.AppendCounter)
+    backend.chord_counter = chords.MarkerCounter(appending.store, appending.keys)
+    group_id, task_ids, callback = start_chord(app, 5)
+    backend.chord_counter = appending
+    for position, task_id in enumerate(task_ids):
+        assert callback_lines(app) == []
+        finish(app, group_id, task_id, callback, position=position)
+    assert callback_lines(app) == ["5"]
     assert chord_objects(app) == []

@@ -20,6 +20,7 @@ from celery.exceptions import ChordError
 from django_storage_celery_results import chords
 from support.chords import callback_lines, finish, start_chord
 from support.faults import Fault
+from support.stores.azure import calls as azure_calls
 from support.stores.s3 import calls
 
 
@@ -138,6 +139,42 @@ def test_s3_requests_per_header_task(make_app, s3_config, s3_proxy, tmp_path):
     assert app.AsyncResult(callback.id).get(timeout=5) == 20
 
 
+def test_azure_requests_per_header_task(make_app, azure_config, azure_proxy, tmp_path):
+    app = make_app(
+        result_storage="azure",
+        result_storage_config=azure_config,
+        task_always_eager=True,
+        task_store_eager_result=True,
+    )
+    app.calls = tmp_path / "calls"
+
+    @app.task(name="tests.record_callback", shared=False)
+    def record_callback(values):
+        return sum(values)
+
+    with azure_proxy.counting() as applied:
+        group_id, task_ids, callback = start_chord(app, 20)
+    # the group record, and the bucket's append blob (created empty)
+    assert Counter(azure_calls(applied)) == Counter({"PUT": 2})
+    per_task = []
+    for position, task_id in enumerate(task_ids[:-1]):
+        with azure_proxy.counting() as seen:
+            finish(app, group_id, task_id, callback, position=position)
+        per_task.append(azure_calls(seen))
+    # its result and one append: no marker, no listing
+    assert per_task == [["PUT if-none-match=*", "PUT?comp=appendblock"]] * 19
+    with azure_proxy.counting() as last:
+        finish(app, group_id, task_ids[-1], callback, position=19)
+    # the last one's append reaches the bucket's count: it reads the lines,
+    # creates "fired", reads the group and the 20 header results, sends the
+    # callback (eager: one more create) and removes the group and the
+    # bookkeeping (a listing, one batch)
+    expected = {"PUT if-none-match=*": 3, "PUT?comp=appendblock": 1, "GET": 22}
+    expected.update({"DELETE": 1, "GET?comp=list": 1, "POST?comp=batch": 1})
+    assert Counter(azure_calls(last)) == Counter(expected)
+    assert app.AsyncResult(callback.id).get(timeout=5) == 20
+
+
 def test_a_chord_state_that_cannot_be_updated_fails_the_callback(
     make_app, s3_config, s3_proxy, tmp_path, monkeypatch
 ):
@@ -166,7 +203,12 @@ def test_chord_bookkeeping_lives_under_the_chord_name(chord_app):
     finish(chord_app, group_id, task_ids[0], callback)
     backend = chord_app.backend
     chord_name = backend.get_key_for_chord(group_id)
-    if backend.adapter.prefix_listing:  # object stores: one marker per finished task
+    if backend.adapter.appends:  # Azure: the bucket's append blob, a line per finished task
+        members = {item.name for item in backend.adapter.list(prefix=chord_name)}
+        expect = f"{chord_name}~b0~.expect-2-of-2-in-1"
+        assert members == {expect}
+        assert backend.adapter.read_appended(expect) == f"+{task_ids[0]}\n".encode()
+    elif backend.adapter.prefix_listing:  # object stores: one marker per finished task
         members = {item.name for item in backend.adapter.list(prefix=chord_name)}
         # the bucket's expected count (written at apply), and the finished
         # task, which came without a position (request.group_index) and was

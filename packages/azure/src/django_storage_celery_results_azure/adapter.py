@@ -7,7 +7,9 @@ send those conditions, refuses to overwrite by default
 (``overwrite_files=False``) and reports a missing blob as
 ``ResourceNotFoundError``, so the adapter calls the container client directly,
 with the storage's own credentials, container, location and content settings.
-What Azure's errors mean is in ``errors.py``.
+Chords count each bucket of header tasks in an append blob: one Append Block
+per finished header task, whose answer gives the blob's committed block
+count (``appends``). What Azure's errors mean is in ``errors.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient, ContentSettings
+from azure.storage.blob import BlobPrefix, BlobServiceClient, BlobType, ContainerClient, ContentSettings
 from requests.adapters import DEFAULT_POOLSIZE
 from storages.backends.azure_storage import AzureStorage
 
@@ -70,6 +72,7 @@ class AzureAdapter(ObjectStoreAdapter):
     errors = ERRORS
     #: A blob batch request takes at most this many subrequests.
     delete_batch = 256
+    appends = True
 
     def __init__(self, storage: AzureStorage) -> None:
         super().__init__(storage)
@@ -116,6 +119,24 @@ class AzureAdapter(ObjectStoreAdapter):
             **conditions,
         )
         return response.get("etag")
+
+    def create_append(self, key: str) -> None:
+        self.client.get_blob_client(key).create_append_blob(timeout=self.timeout)
+
+    def append_block(self, key: str, data: bytes) -> int:
+        answer = self.client.get_blob_client(key).append_block(data, timeout=self.timeout)
+        count: Any = answer["blob_committed_block_count"]
+        return int(count)
+
+    def get_appended(self, key: str) -> bytes | None:
+        download = self.client.download_blob(key, timeout=self.timeout)
+        if download.properties.blob_type != BlobType.APPENDBLOB:
+            return None
+        refuse_oversized(download.size, self.read_limit, download.properties.etag)
+        return download.readall()
+
+    def seal_append(self, key: str) -> None:
+        self.client.get_blob_client(key).seal_append_blob(timeout=self.timeout)
 
     def remove(self, key: str) -> None:
         self.client.delete_blob(key, timeout=self.timeout)

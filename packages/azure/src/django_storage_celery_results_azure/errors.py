@@ -21,6 +21,8 @@ from django_storage_celery_results.errors import Kind, StoreErrors
 
 #: A lost conditional write: the blob exists (create) or has another ETag (update).
 CONFLICT_CODES = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
+#: An append to a blob that takes none: a block blob, or a sealed append blob.
+NOT_APPENDABLE_CODES = frozenset({"InvalidBlobType", "BlobIsSealed"})
 CREDENTIAL_CODES = frozenset(
     {
         "AuthenticationFailed",
@@ -60,6 +62,8 @@ def kind(exc: BaseException, missing_means_bucket: bool = False) -> Kind | None:
         return Kind.MISSING_OBJECT
     if error in CONFLICT_CODES:
         return Kind.CONFLICT
+    if error in NOT_APPENDABLE_CODES:
+        return Kind.NOT_APPENDABLE
     if error in CREDENTIAL_CODES or isinstance(exc, ClientAuthenticationError):
         return Kind.CREDENTIALS
     if error in PERMISSION_CODES:

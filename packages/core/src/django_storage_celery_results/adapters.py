@@ -19,7 +19,7 @@ from typing import IO, ClassVar, Literal, TypeVar
 
 from django.core.files.storage import Storage
 
-from .errors import MISCONFIGURED, TRANSIENT, Kind, StoreErrors
+from .errors import MISCONFIGURED, NOT_APPENDING, TRANSIENT, Kind, StoreErrors
 from .exceptions import (
     ImproperlyConfigured,
     InvalidResultId,
@@ -109,6 +109,11 @@ class StorageAdapter(abc.ABC):
     #: content encoding: compressed results are then stored as plain
     #: compressed bytes with a Content-Encoding, readable in a console.
     content_labels: bool = False
+    #: True when the store adds to the end of an object in one request and its
+    #: answer says how many additions the object holds (Azure append blobs):
+    #: chords then count a bucket of header tasks with one append per task,
+    #: not a marker and a listing (chords.AppendCounter).
+    appends: bool = False
     #: The largest object read() returns (the backend sets result_storage_max_size).
     read_limit: int | None = None
     #: (connect, read) seconds for each request, where the adapter passes a
@@ -171,6 +176,24 @@ class StorageAdapter(abc.ABC):
         """The names of the objects directly under the storage root that start
         with prefix (chord bookkeeping: no times or sizes needed)."""
         return (item.name for item in self.list(prefix=prefix))
+
+    def create_appendable(self, name: str) -> None:
+        """Create name as an empty object that append() adds to (replacing what was there)."""
+        raise NotImplementedError(f"{type(self).__name__} does not append")
+
+    def append(self, name: str, data: bytes) -> int | None:
+        """Add data at the end of name, atomically; how many additions it now
+        holds, or None when name is no object that takes them (missing,
+        another kind of object, sealed)."""
+        raise NotImplementedError(f"{type(self).__name__} does not append")
+
+    def read_appended(self, name: str) -> bytes | None:
+        """What the additions to name hold, or None when it is no object that takes them."""
+        raise NotImplementedError(f"{type(self).__name__} does not append")
+
+    def seal(self, name: str) -> None:
+        """Refuse every later append to name (not one that takes appends: nothing to do)."""
+        raise NotImplementedError(f"{type(self).__name__} does not append")
 
     def remove_leftovers(self, older_than: datetime.datetime) -> int:
         """Delete debris of interrupted writes older than the given time.
@@ -291,6 +314,24 @@ class ObjectStoreAdapter(StorageAdapter):
         from the store's continuation token (None: the first page); the
         objects and the token of the next page (None at the end)."""
 
+    # A store whose objects take appends (appends = True) also brings these.
+
+    def create_append(self, key: str) -> None:
+        """One request creating an empty appendable object at key."""
+        raise NotImplementedError
+
+    def append_block(self, key: str, data: bytes) -> int:
+        """One append to the object at key; how many appends it holds."""
+        raise NotImplementedError
+
+    def get_appended(self, key: str) -> bytes | None:
+        """One read of the appendable object at key (None: another kind of object)."""
+        raise NotImplementedError
+
+    def seal_append(self, key: str) -> None:
+        """One request refusing every later append to key."""
+        raise NotImplementedError
+
     def list_key_names(self, prefix: str) -> Iterable[str]:
         """The keys directly under prefix, without what else the listing says;
         a provider whose SDK parses names alone faster overrides it."""
@@ -361,6 +402,35 @@ class ObjectStoreAdapter(StorageAdapter):
             failed = self.remove_batch(batch)
             if failed:
                 raise not_deleted(self.store, self, failed, len(batch))
+
+    def create_appendable(self, name: str) -> None:
+        try:
+            self.create_append(self.key(name))
+        except self.errors.raised as exc:
+            raise self.refusal(exc, f"creating {name!r} in") from exc
+
+    def append(self, name: str, data: bytes) -> int | None:
+        try:
+            return self.append_block(self.key(name), data)
+        except self.errors.raised as exc:
+            if self.kind(exc) in NOT_APPENDING:
+                return None
+            raise self.refusal(exc, f"appending to {name!r} in") from exc
+
+    def read_appended(self, name: str) -> bytes | None:
+        try:
+            return self.get_appended(self.key(name))
+        except self.errors.raised as exc:
+            if self.kind(exc) in NOT_APPENDING:
+                return None
+            raise self.refusal(exc, f"reading {name!r} from", reading=True) from exc
+
+    def seal(self, name: str) -> None:
+        try:
+            self.seal_append(self.key(name))
+        except self.errors.raised as exc:
+            if self.kind(exc) not in NOT_APPENDING:
+                raise self.refusal(exc, f"sealing {name!r} in") from exc
 
     def list(
         self, wanted: Callable[[str], bool] = lambda name: True, prefix: str = ""

@@ -83,6 +83,7 @@ class StorageBackend(KeyValueStoreBackend):
             BookkeepingStore(self),
             ChordKeys(self.layout, self.chord_keyprefix, self.group_keyprefix),
             adapter.prefix_listing,
+            adapter.appends,
         )
 
     # -- per-process resources -------------------------------------------------
@@ -234,6 +235,19 @@ class StorageBackend(KeyValueStoreBackend):
             self._remember(name, None)
         self.adapter.delete_many(names)
 
+    def create_appendable(self, name: str) -> None:
+        self.adapter.create_appendable(name)
+
+    def append_line(self, name: str, line: str) -> int | None:
+        return self.adapter.append(name, f"{line}\n".encode())
+
+    def read_lines(self, name: str) -> list[str] | None:
+        data = self.adapter.read_appended(name)
+        return None if data is None else data.decode("utf-8", "replace").splitlines()
+
+    def seal(self, name: str) -> None:
+        self.adapter.seal(name)
+
     def snapshot(self, name: str, task_ids: Iterable[str]) -> None:
         """Store what these header tasks stored, read now, in one object (snapshots.py)."""
         keys = [self.get_key_for_task(task_id) for task_id in task_ids]
@@ -249,7 +263,7 @@ class StorageBackend(KeyValueStoreBackend):
         except Exception as exc:  # a head start only: never fail the chord for it
             logger.warning("Snapshot %s of header results not stored (%s)", name, type(exc).__name__)
 
-    def each(self, call: Callable[[str], None], names: Iterable[str]) -> None:
+    def each(self, call: Callable[[str], object], names: Iterable[str]) -> None:
         self._map(call, names)
 
     def _read_snapshots(self, group_id: str, size: int) -> dict[str, bytes]:
@@ -694,10 +708,22 @@ class BookkeepingStore:
         names = list(names)
         self.backend.with_retries(self.backend.delete_names, names)
 
+    def create_appendable(self, name: str) -> None:
+        self.backend.with_retries(self.backend.create_appendable, name)
+
+    def append_line(self, name: str, line: str) -> int | None:
+        return self.backend.with_retries(self.backend.append_line, name, line)
+
+    def read_lines(self, name: str) -> list[str] | None:
+        return self.backend.with_retries(self.backend.read_lines, name)
+
+    def seal(self, name: str) -> None:
+        self.backend.with_retries(self.backend.seal, name)
+
     def snapshot(self, name: str, task_ids: Iterable[str]) -> None:
         self.backend.snapshot(name, task_ids)  # retries inside, and never raises
 
-    def each(self, call: Callable[[str], None], names: Iterable[str]) -> None:
+    def each(self, call: Callable[[str], object], names: Iterable[str]) -> None:
         self.backend.each(call, names)  # call goes through this store: retried
 
 

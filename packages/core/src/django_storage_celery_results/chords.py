@@ -39,6 +39,18 @@ does cheaply:
   header task reads one object per bucket and one bucket of results, not N
   results: the other reads happen while the rest of the header still runs.
 
+  ``AppendCounter`` (a store that appends to an object and answers how many
+  appends it holds: Azure append blobs) keeps these names but makes each
+  bucket's ``.expect`` marker an append object: a finished header task
+  appends a line naming itself to it instead of writing a marker and
+  listing, and only an append whose answer reaches the bucket's count reads
+  the lines (a redelivered or retried task appends twice; its id counts
+  once). That is 2 requests per header task (its result, one append). A
+  task without a place, or a size correction, appends a line that sends
+  the finishers after it to the safe path below; a correction also seals
+  the append objects, so the appends after it fail and those finishers
+  write markers, which the safe path counts with the lines.
+
   Where positions cannot be trusted (a nested header, whose size Celery
   corrects with ``set_chord_size`` and whose inner positions collide; a
   task that is not in the group record), a finisher counts the distinct
@@ -154,8 +166,22 @@ class ChordStore(Protocol):
         """Keep what these finished header tasks stored under name, for the
         chord's join (best effort: never raises; the join reads what it lacks)."""
 
-    def each(self, call: Callable[[str], None], names: Iterable[str]) -> None:
+    def each(self, call: Callable[[str], object], names: Iterable[str]) -> None:
         """call(name) for every name, in parallel where the store takes parallel requests."""
+
+    # Only where the store appends (AppendCounter):
+
+    def create_appendable(self, name: str) -> None:
+        """Create name as an empty object that append_line() adds to."""
+
+    def append_line(self, name: str, line: str) -> int | None:
+        """Add a line to name; how many appends it holds, or None when it takes none."""
+
+    def read_lines(self, name: str) -> list[str] | None:
+        """The lines appended to name, or None when it is no object that takes appends."""
+
+    def seal(self, name: str) -> None:
+        """Refuse every later append to name."""
 
 
 @dataclass(frozen=True)
@@ -415,6 +441,8 @@ class Listing:
     #: size1- (as applied, nested header) and size2- (corrected) markers.
     sizes: dict[str, int] = field(default_factory=dict)
     fired: bool = False
+    #: The members that are buckets' .expect markers (AppendCounter's append objects).
+    expects: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> set[str]:
@@ -483,7 +511,10 @@ class MarkerCounter(ChordCounter):
                 elif rest == self.RESIZED:
                     listing.resized = True
                 elif rest.startswith("."):
-                    listing.expect = listing.expect or Expect.parse(rest)
+                    expect = Expect.parse(rest)
+                    if expect is not None:
+                        listing.expect = listing.expect or expect
+                        listing.expects.append(member)
                 else:
                     listing.placed.add(rest)
             elif member == self.FIRED:
@@ -509,7 +540,10 @@ class MarkerCounter(ChordCounter):
             for number in range(buckets)
         ]
         # in any order: no header task runs before apply returns
-        self.store.each(lambda member: self._mark(group_id, member), members)
+        self.store.each(lambda member: self._write_expect(group_id, member), members)
+
+    def _write_expect(self, group_id: str, member: str) -> None:
+        self._mark(group_id, member)
 
     def set_size(self, group_id: str, size: int) -> None:
         plan = self.applied(group_id)
@@ -521,18 +555,21 @@ class MarkerCounter(ChordCounter):
             return  # the size apply wrote: nothing to correct
         self._mark(group_id, f"{self.SIZES[1]}{size}")
         if flat:
-            # Positions no longer add up to the size: every finisher from
-            # now on counts the whole chord (Celery sends the last header
-            # task after this, so the last finisher sees it).
-            members = []
-            for number in range(buckets_for(applied, BUCKET_SIZE)):
-                members.append(self.bucket(number) + self.RESIZED)
-                # and every sub-bucket, which a finisher lists before its bucket
-                held = bucket_count(applied, number, BUCKET_SIZE)
-                for sub in range(buckets_for(held, SUB_BUCKET_SIZE)):
-                    members.append(self.sub_bucket(number, sub) + self.RESIZED)
-            # all written before set_size returns, and before the last header task is sent
-            self.store.each(lambda member: self._mark(group_id, member), members)
+            self._mark_resized(group_id, applied)
+
+    def _mark_resized(self, group_id: str, applied: int) -> None:
+        """Positions no longer add up to the size: every finisher from now on
+        counts the whole chord (Celery sends the last header task after this,
+        so the last finisher sees it)."""
+        members = []
+        for number in range(buckets_for(applied, BUCKET_SIZE)):
+            members.append(self.bucket(number) + self.RESIZED)
+            # and every sub-bucket, which a finisher lists before its bucket
+            held = bucket_count(applied, number, BUCKET_SIZE)
+            for sub in range(buckets_for(held, SUB_BUCKET_SIZE)):
+                members.append(self.sub_bucket(number, sub) + self.RESIZED)
+        # all written before set_size returns, and before the last header task is sent
+        self.store.each(lambda member: self._mark(group_id, member), members)
 
     # -- header tasks ----------------------------------------------------------------
 
@@ -572,6 +609,11 @@ class MarkerCounter(ChordCounter):
             return False
         if done > expect.count:  # more tasks than positions: never trust them
             return self._count_all(group_id, vote, task, placed=False)
+        return self._bucket_full(group_id, number, expect, vote, seen.placed)
+
+    def _bucket_full(self, group_id: str, number: int, expect: Expect, vote: Vote, placed: set[str]) -> bool:
+        """Seen bucket number full (placed: its tasks' names): elect the one that
+        marks it full, and the one that fires the chord."""
         if expect.buckets == 1:
             return self._elect(group_id, self.FIRED, vote)
         first = self._elect(group_id, self.full_bucket(number, expect.buckets), vote)
@@ -583,9 +625,9 @@ class MarkerCounter(ChordCounter):
             # join, which then reads one snapshot per bucket rather than every
             # result after the last header task. The one that fires reads its
             # own bucket in the join; a snapshot not written yet is read there too.
-            placed = (KeyLayout.decode(task) for task in seen.placed)
+            task_ids = (KeyLayout.decode(task) for task in placed)
             self.store.snapshot(
-                self.keys.member(group_id, f"{self.JOINED}{number}"), [task for task in placed if task]
+                self.keys.member(group_id, f"{self.JOINED}{number}"), [task for task in task_ids if task]
             )
         return fires
 
@@ -633,18 +675,27 @@ class MarkerCounter(ChordCounter):
 
     def _count_all(self, group_id: str, vote: Vote, task: str, placed: bool) -> bool:
         """The safe path: distinct task ids under the whole chord against its size."""
-        seen = self._list(group_id)
+        seen = self._list_chord(group_id)
         if not placed and seen.expect is not None and seen.expect.buckets > 1:
             # Finishers counting one bucket would never see this task: mark
             # every bucket so the ones after us count the whole chord too,
             # then look again.
-            for number in range(seen.expect.buckets):
-                self._mark(group_id, self.bucket(number) + self.UNPLACED + task)
-            seen = self._list(group_id)
+            self._mark_unplaced(group_id, task, seen)
+            seen = self._list_chord(group_id)
         size = seen.size()
         if seen.fired or size is None or len(seen.done) < size:
             return False
         return self._elect(group_id, self.FIRED, vote)
+
+    def _list_chord(self, group_id: str) -> Listing:
+        """Everything the chord's bookkeeping says, for the safe path."""
+        return self._list(group_id)
+
+    def _mark_unplaced(self, group_id: str, task: str, seen: Listing) -> None:
+        """Mark task, which has no place, in every bucket."""
+        assert seen.expect is not None
+        for number in range(seen.expect.buckets):
+            self._mark(group_id, self.bucket(number) + self.UNPLACED + task)
 
     def _elect(self, group_id: str, member: str, vote: Vote) -> bool:
         """Create the marker; True when this call's create is the one that made it."""
@@ -670,6 +721,105 @@ class MarkerCounter(ChordCounter):
         # "fired" last, where the store deletes in order: until it goes no
         # late finisher is elected again (and one that is finds no group)
         self.store.delete_names([*names, fired])
+
+
+class AppendCounter(MarkerCounter):
+    """MarkerCounter's names, with each bucket's .expect marker an append
+    object: a finished header task appends a line naming itself, and only an
+    append whose answer reaches the bucket's count reads the lines."""
+
+    #: Line prefixes: a placed header task, one without a place; and the line
+    #: of a size correction.
+    PLACED_LINE = "+"
+    UNPLACED_LINE = "-"
+    RESIZED_LINE = ".resized"
+
+    def _write_expect(self, group_id: str, member: str) -> None:
+        self.store.create_appendable(self.keys.member(group_id, member))
+
+    def _expect_of(self, group_id: str, number: int, places: int) -> tuple[Expect, str]:
+        """Bucket number's Expect in a header of places positions, and the name of its append object."""
+        expect = Expect(bucket_count(places, number, BUCKET_SIZE), places, buckets_for(places, BUCKET_SIZE))
+        return expect, self.keys.member(group_id, self.bucket(number) + expect.name())
+
+    def record(
+        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+    ) -> bool:
+        places = positions if valid_position(positions) else None
+        if places is None:  # a callback without the header's places: apply wrote them in bucket 0
+            expect = self._list(group_id, self.bucket(0)).expect
+            places = expect.size if expect else None
+        if places is None:  # a nested header: no append objects
+            return super().record(group_id, task_id, position, positions)
+        if not (valid_position(position) and cast(int, position) < places):
+            position = self._position(group_id, task_id)
+        vote = Vote(task_id, uuid.uuid4().hex)
+        task = self.keys.task(task_id)
+        if not valid_position(position):
+            return self._record_unplaced(group_id, vote, task)
+        number = cast(int, position) // BUCKET_SIZE
+        expect, name = self._expect_of(group_id, number, places)
+        appended = self.store.append_line(name, self.PLACED_LINE + task)
+        if appended is None:
+            # not applied with append objects, or sealed by a size
+            # correction since: the markers decide, as MarkerCounter's do
+            return super().record(group_id, task_id, position, places)
+        if appended < expect.count:  # repeats only add appends: fewer tasks than that
+            return False
+        seen = Listing(expect=expect)
+        self._tally(seen, self.store.read_lines(name))
+        if seen.resized or (seen.unplaced and expect.buckets > 1):
+            return self._count_all(group_id, vote, task, placed=True)
+        done = len(seen.done)
+        if done < expect.count:
+            return False
+        if done > expect.count:  # more tasks than positions: never trust them
+            return self._count_all(group_id, vote, task, placed=False)
+        return self._bucket_full(group_id, number, expect, vote, seen.placed)
+
+    def _tally(self, seen: Listing, lines: list[str] | None) -> None:
+        """Add what an append object's lines say to seen (anything else in it counts for nothing)."""
+        for line in lines or ():
+            kind, name = line[:1], line[1:]
+            if kind == self.PLACED_LINE and name:
+                seen.placed.add(name)
+            elif kind == self.UNPLACED_LINE and name:
+                seen.unplaced.add(name)
+            elif line == self.RESIZED_LINE:
+                seen.resized = True
+
+    def _record_unplaced(self, group_id: str, vote: Vote, task: str) -> bool:
+        seen = self._list_chord(group_id)
+        if not seen.expects:  # not applied with append objects
+            return super()._record_unplaced(group_id, vote, task)
+        self._mark_unplaced(group_id, task, seen)
+        return self._count_all(group_id, vote, task, placed=True)
+
+    def _mark_unplaced(self, group_id: str, task: str, seen: Listing) -> None:
+        """A line in every bucket's append object: its next readers take the safe path."""
+        names = [self.keys.member(group_id, member) for member in seen.expects]
+        self._append_everywhere(names, self.UNPLACED_LINE + task)
+
+    def _append_everywhere(self, names: list[str], line: str) -> None:
+        self.store.each(lambda name: self.store.append_line(name, line), names)
+
+    def _list_chord(self, group_id: str) -> Listing:
+        seen = self._list(group_id)
+        appended: list[list[str] | None] = []
+        self.store.each(
+            lambda member: appended.append(self.store.read_lines(self.keys.member(group_id, member))),
+            seen.expects,
+        )
+        for lines in appended:
+            self._tally(seen, lines)
+        return seen
+
+    def _mark_resized(self, group_id: str, applied: int) -> None:
+        super()._mark_resized(group_id, applied)  # for the finishers whose appends fail from now on
+        names = [self._expect_of(group_id, n, applied)[1] for n in range(buckets_for(applied, BUCKET_SIZE))]
+        # a line for those that appended before the seal, then the seal
+        self._append_everywhere(names, self.RESIZED_LINE)
+        self.store.each(self.store.seal, names)
 
 
 class BucketStateCounter(StateObjectCounter):
@@ -814,6 +964,11 @@ def _resized(state: dict[str, Any] | None, size: int | None) -> dict[str, Any] |
     return None if after == state else after
 
 
-def counter_for(store: ChordStore, keys: ChordKeys, prefix_listing: bool) -> ChordCounter:
-    """Markers where listing a prefix is one request (object stores), else state objects."""
+def counter_for(
+    store: ChordStore, keys: ChordKeys, prefix_listing: bool, appends: bool = False
+) -> ChordCounter:
+    """Append objects where the store appends (Azure), markers where listing a
+    prefix is one request (object stores), else state objects (a folder)."""
+    if appends:
+        return AppendCounter(store, keys)
     return (MarkerCounter if prefix_listing else BucketStateCounter)(store, keys)

@@ -27,6 +27,8 @@ class Kind(enum.Enum):
     CREDENTIALS = "credentials"
     #: The store knows the caller but does not allow the operation.
     PERMISSION = "permission"
+    #: An append to an object that takes none: another kind of object, or sealed.
+    NOT_APPENDABLE = "not appendable"
     #: No answer: the endpoint cannot be reached, the connection was reset or
     #: timed out (worth another try too; in a check, "cannot reach").
     UNREACHABLE = "unreachable"
@@ -34,6 +36,9 @@ class Kind(enum.Enum):
 
 #: The kinds worth another try.
 TRANSIENT = frozenset({Kind.RETRYABLE, Kind.UNREACHABLE})
+
+#: The kinds that mean an append found no object that takes appends.
+NOT_APPENDING = frozenset({Kind.MISSING_OBJECT, Kind.NOT_APPENDABLE})
 
 #: The kinds that no retry fixes and that must never read as "no result yet".
 MISCONFIGURED = frozenset({Kind.MISSING_BUCKET, Kind.CREDENTIALS})
