@@ -494,6 +494,8 @@ def test_lines_that_name_no_task_never_complete_a_bucket(azure_app, tmp_path, sm
     for position, task_id in enumerate(task_ids):
         assert callback_lines(app) == []
         finish(app, group_id, task_id, callback, position=position)
+        if position == 0:  # a result that is not base64: the join reads the task's own
+            assert app.backend.append_line(blob, f"+{task_id} not-base64!") is not None
     assert callback_lines(app) == ["3"]
 
 
@@ -514,3 +516,39 @@ def test_a_chord_applied_with_markers_completes_where_the_store_appends(
         finish(app, group_id, task_id, callback, position=position)
     assert callback_lines(app) == ["5"]
     assert chord_objects(app) == []
+
+
+def test_the_join_takes_what_is_stored_not_what_a_redelivery_tried_to_store(
+    make_app, azure_config, azure_proxy, tmp_path, small_buckets
+):
+    """A redelivered header task whose write found SUCCESS stored carries no
+    result in its line: the join reads the one stored, not the second run's."""
+    app = eager_app(make_app, tmp_path, azure_config, storage="azure")
+    group_id, task_ids, callback = start_chord(app, 3)
+    finish(app, group_id, task_ids[0], callback, position=0)
+    finish(app, group_id, task_ids[0], callback, value=100, position=0)  # SUCCESS stays 1
+    finish(app, group_id, task_ids[1], callback, position=1)
+    with azure_proxy.counting() as seen:
+        finish(app, group_id, task_ids[2], callback, position=2)
+    assert callback_lines(app) == ["3"]
+    result_reads = [r for r in seen if r.method == "GET" and "celery-task-meta-" in unquote(r.path)]
+    assert len(result_reads) == 1  # only the redelivered one's, which its line does not carry
+
+
+def test_results_too_large_to_carry_are_read_by_the_join(make_app, azure_config, tmp_path, small_buckets):
+    app = eager_app(make_app, tmp_path, azure_config, storage="azure")
+
+    @app.task(name="tests.values", shared=False)
+    def values(header_values):
+        return header_values
+
+    group_id = str(uuid.uuid4())
+    task_ids = [str(uuid.uuid4()) for _ in range(4)]
+    callback = app.signature("tests.values")
+    callback.freeze()
+    app.backend.apply_chord((group_id, [app.AsyncResult(task_id) for task_id in task_ids]), callback)
+    big = "x" * (chords.INLINE_RESULT_LIMIT + 1)
+    stored = [1, big, 2, big + "y"]
+    for position, task_id in enumerate(task_ids):
+        finish(app, group_id, task_id, callback, value=stored[position], position=position)
+    assert app.AsyncResult(callback.id).get(timeout=5) == stored

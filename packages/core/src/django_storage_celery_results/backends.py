@@ -25,7 +25,15 @@ from kombu.utils.encoding import bytes_to_str
 
 from . import canvas, codec, expiry, snapshots
 from .adapters import CREATE, OVERWRITE, Content, PutMode, StorageAdapter, StoredObject, Update, in_batches
-from .chords import POSITIONS_KEY, ChordCounter, ChordKeys, DecodedObject, counter_for
+from .chords import (
+    BUCKET_SIZE,
+    INLINE_RESULT_LIMIT,
+    POSITIONS_KEY,
+    ChordCounter,
+    ChordKeys,
+    DecodedObject,
+    counter_for,
+)
 from .config import MAX_SIZE_SETTING, BackendSettings
 from .exceptions import InvalidStoredResult, ResultTooLarge, StoredObjectTooLarge, VersionMismatch
 from .expiry import CleanupReport
@@ -79,6 +87,8 @@ class StorageBackend(KeyValueStoreBackend):
         # Build now so a storage that cannot be built fails at startup.
         adapter = self.adapter
         logger.debug("Celery results: %s via %s", self.storage_config.source, adapter)
+        #: The largest stored result a chord's bookkeeping may carry for the join.
+        self.inline_limit = min(INLINE_RESULT_LIMIT, self.max_size // (4 * BUCKET_SIZE))
         self.chord_counter: ChordCounter = counter_for(
             BookkeepingStore(self),
             ChordKeys(self.layout, self.chord_keyprefix, self.group_keyprefix),
@@ -267,12 +277,19 @@ class StorageBackend(KeyValueStoreBackend):
         self._map(call, names)
 
     def _read_snapshots(self, group_id: str, size: int) -> dict[str, bytes]:
-        """The result names and bytes the chord's snapshots hold; what cannot be read is left to the join."""
+        """The result names and bytes the chord's bookkeeping and snapshots hold;
+        what cannot be read is left to the join."""
+        try:
+            carried = self.chord_counter.carried_results(group_id, size)
+        except Exception as exc:  # transient errors were retried: the join reads every result
+            logger.warning("Chord %s: header results in its bookkeeping not read (%s)", group_id, exc)
+            carried = {}
+        held = {self.get_key_for_task(task_id): data for task_id, data in carried.items()}
         try:
             names = self.chord_counter.snapshots(group_id, size)
         except Exception as exc:  # transient errors were retried: the join reads every result
             logger.warning("Chord %s: snapshots of header results not listed (%s)", group_id, exc)
-            return {}
+            return held
 
         def read(name: str) -> dict[str, bytes]:
             try:
@@ -282,7 +299,6 @@ class StorageBackend(KeyValueStoreBackend):
                 logger.warning("Snapshot %s of header results not used (%s)", name, exc)
                 return {}
 
-        held: dict[str, bytes] = {}
         for payloads in self._map(read, names):
             held.update(payloads)
         return held
@@ -421,7 +437,10 @@ class StorageBackend(KeyValueStoreBackend):
             payload, size = self._encode_measured(meta)
         self._refuse_oversized("task", meta["task_id"], size)
         if self.adapter.conditional_writes:
-            self._store_conditionally(task_id, name, payload, final=state == states.SUCCESS)
+            written = self._store_conditionally(task_id, name, payload, final=state == states.SUCCESS)
+            # for on_chord_part_return, which Celery calls next in this thread
+            small = written and len(payload) <= self.inline_limit
+            self._local.stored = (task_id, payload if small else None)
         else:
             # Celery's rule, with one read: a late duplicate never overwrites SUCCESS.
             try:
@@ -432,8 +451,9 @@ class StorageBackend(KeyValueStoreBackend):
                 self.set(name, payload)
         return result
 
-    def _store_conditionally(self, task_id: str, name: str, payload: bytes, final: bool) -> None:
-        """Write unless SUCCESS is stored, atomically, usually in one request.
+    def _store_conditionally(self, task_id: str, name: str, payload: bytes, final: bool) -> bool:
+        """Write unless SUCCESS is stored, atomically, usually in one request;
+        True when payload is what is stored now, False when SUCCESS stayed.
 
         The version of a result this process wrote last lets its next state
         go straight to a version-matched write; a SUCCESS version is not
@@ -446,7 +466,7 @@ class StorageBackend(KeyValueStoreBackend):
             try:
                 version = self._put(name, payload, mode)
                 self._remember(name, None if final else version)
-                return
+                return True
             except VersionMismatch:
                 pass
             try:
@@ -461,7 +481,7 @@ class StorageBackend(KeyValueStoreBackend):
                 continue
             if self._stored_status(task_id, current) == states.SUCCESS:
                 self._remember(name, None)
-                return
+                return False
             if current.version is None:
                 raise RuntimeError(f"{adapter!r} returned no version for {name!r}")
             mode = Update(current.version)
@@ -507,8 +527,12 @@ class StorageBackend(KeyValueStoreBackend):
         callback = maybe_signature(request.chord, app=self.app)
         position = getattr(request, "group_index", None)
         positions = request.chord.get(POSITIONS_KEY) if isinstance(request.chord, dict) else None
+        stored, self._local.stored = getattr(self._local, "stored", None), None
+        # what this task's own write stored, if small: a counter that keeps it
+        # saves the chord's join a read
+        payload = stored[1] if stored and stored[0] == request.id else None
         try:
-            completed = self.chord_counter.record(group_id, request.id, position, positions)
+            completed = self.chord_counter.record(group_id, request.id, position, positions, payload)
         except Exception as exc:  # not transient (those are retried): fail it, do not hang
             logger.exception("Chord %s: cannot record header task %s", group_id, request.id)
             self.chord_error_from_stack(callback, ChordError(f"cannot record a header task: {exc!r}"))

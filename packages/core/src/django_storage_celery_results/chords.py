@@ -86,6 +86,8 @@ deleted; it retries transient errors), and name their objects through
 from __future__ import annotations
 
 import abc
+import base64
+import contextlib
 import logging
 import random
 import re
@@ -134,6 +136,10 @@ POSITIONS_KEY = "storage_chord_positions"
 #: Header tasks per bucket on the folder, where each finisher rewrites its
 #: bucket's state object: small, so a rewrite stays a few KiB.
 FOLDER_BUCKET_SIZE = 100
+#: The largest stored result (bytes) a header task's append line carries for
+#: the join (AppendCounter), so the join reads one object per bucket; the
+#: backend lowers it to keep a bucket's lines far below result_storage_max_size.
+INLINE_RESULT_LIMIT = 4096
 #: Chords this process applied, remembered so set_chord_size can tell a
 #: correction from the size it already wrote.
 PLANS_LIMIT = 4096
@@ -247,13 +253,20 @@ class ChordCounter(abc.ABC):
 
     @abc.abstractmethod
     def record(
-        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+        self,
+        group_id: str,
+        task_id: str,
+        position: int | None = None,
+        positions: int | None = None,
+        payload: bytes | None = None,
     ) -> bool:
         """Add a finished header task; True for exactly one caller: the one that fires.
 
         position: the task's place in the header (request.group_index), if known;
         positions: how many places a flat header has, as apply_chord wrote
-        them into the callback signature (request.chord), if known.
+        them into the callback signature (request.chord), if known;
+        payload: what the task's own write stored, if small (a counter may
+        keep it for the join: carried_results).
         """
 
     def _position(self, group_id: str, task_id: str) -> int | None:
@@ -276,6 +289,11 @@ class ChordCounter(abc.ABC):
         """The names of the snapshots of header results (snapshots.py) that
         record() stored for a chord of size header tasks, for its join."""
         return []
+
+    def carried_results(self, group_id: str, size: int) -> dict[str, bytes]:
+        """The stored results, by task id, that record() kept with the
+        bookkeeping of a chord of size header tasks, for its join."""
+        return {}
 
     @abc.abstractmethod
     def forget(self, group_id: str) -> None:
@@ -319,7 +337,12 @@ class StateObjectCounter(ChordCounter):
         self.update(group_id, lambda progress: _with_size(progress, size))
 
     def record(
-        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+        self,
+        group_id: str,
+        task_id: str,
+        position: int | None = None,
+        positions: int | None = None,
+        payload: bytes | None = None,
     ) -> bool:
         def add(progress: ChordProgress | None) -> ChordProgress | None:
             progress = progress or ChordProgress()
@@ -443,6 +466,8 @@ class Listing:
     fired: bool = False
     #: The members that are buckets' .expect markers (AppendCounter's append objects).
     expects: list[str] = field(default_factory=list)
+    #: Stored results the lines of append objects carry, by task name.
+    results: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def done(self) -> set[str]:
@@ -574,7 +599,12 @@ class MarkerCounter(ChordCounter):
     # -- header tasks ----------------------------------------------------------------
 
     def record(
-        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+        self,
+        group_id: str,
+        task_id: str,
+        position: int | None = None,
+        positions: int | None = None,
+        payload: bytes | None = None,
     ) -> bool:
         task = self.keys.task(task_id)
         # what this call's create-only markers hold: unique to the call, not the
@@ -611,21 +641,22 @@ class MarkerCounter(ChordCounter):
             return self._count_all(group_id, vote, task, placed=False)
         return self._bucket_full(group_id, number, expect, vote, seen.placed)
 
-    def _bucket_full(self, group_id: str, number: int, expect: Expect, vote: Vote, placed: set[str]) -> bool:
-        """Seen bucket number full (placed: its tasks' names): elect the one that
-        marks it full, and the one that fires the chord."""
+    def _bucket_full(self, group_id: str, number: int, expect: Expect, vote: Vote, unread: set[str]) -> bool:
+        """Seen bucket number full: elect the one that marks it full, and the
+        one that fires the chord (unread: the names of its tasks whose results
+        the join would have to read)."""
         if expect.buckets == 1:
             return self._elect(group_id, self.FIRED, vote)
         first = self._elect(group_id, self.full_bucket(number, expect.buckets), vote)
         fires = self._every_bucket_full(group_id, number, expect.buckets) and self._elect(
             group_id, self.FIRED, vote
         )
-        if first and not fires:
+        if first and not fires and unread:
             # The one that made the bucket full keeps its results for the
             # join, which then reads one snapshot per bucket rather than every
             # result after the last header task. The one that fires reads its
             # own bucket in the join; a snapshot not written yet is read there too.
-            task_ids = (KeyLayout.decode(task) for task in placed)
+            task_ids = (KeyLayout.decode(task) for task in unread)
             self.store.snapshot(
                 self.keys.member(group_id, f"{self.JOINED}{number}"), [task for task in task_ids if task]
             )
@@ -743,7 +774,12 @@ class AppendCounter(MarkerCounter):
         return expect, self.keys.member(group_id, self.bucket(number) + expect.name())
 
     def record(
-        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+        self,
+        group_id: str,
+        task_id: str,
+        position: int | None = None,
+        positions: int | None = None,
+        payload: bytes | None = None,
     ) -> bool:
         places = positions if valid_position(positions) else None
         if places is None:  # a callback without the header's places: apply wrote them in bucket 0
@@ -751,6 +787,9 @@ class AppendCounter(MarkerCounter):
             places = expect.size if expect else None
         if places is None:  # a nested header: no append objects
             return super().record(group_id, task_id, position, positions)
+        line = self.PLACED_LINE + self.keys.task(task_id)
+        if payload is not None:  # the join then reads it here, not from the result
+            line += " " + base64.b64encode(payload).decode("ascii")
         if not (valid_position(position) and cast(int, position) < places):
             position = self._position(group_id, task_id)
         vote = Vote(task_id, uuid.uuid4().hex)
@@ -759,7 +798,7 @@ class AppendCounter(MarkerCounter):
             return self._record_unplaced(group_id, vote, task)
         number = cast(int, position) // BUCKET_SIZE
         expect, name = self._expect_of(group_id, number, places)
-        appended = self.store.append_line(name, self.PLACED_LINE + task)
+        appended = self.store.append_line(name, line)
         if appended is None:
             # not applied with append objects, or sealed by a size
             # correction since: the markers decide, as MarkerCounter's do
@@ -775,18 +814,33 @@ class AppendCounter(MarkerCounter):
             return False
         if done > expect.count:  # more tasks than positions: never trust them
             return self._count_all(group_id, vote, task, placed=False)
-        return self._bucket_full(group_id, number, expect, vote, seen.placed)
+        return self._bucket_full(group_id, number, expect, vote, seen.placed - seen.results.keys())
 
     def _tally(self, seen: Listing, lines: list[str] | None) -> None:
         """Add what an append object's lines say to seen (anything else in it counts for nothing)."""
         for line in lines or ():
             kind, name = line[:1], line[1:]
             if kind == self.PLACED_LINE and name:
+                name, _, carried = name.partition(" ")
                 seen.placed.add(name)
+                seen.results.pop(name, None)  # a later line of the task is a later write
+                if carried:
+                    with contextlib.suppress(ValueError):
+                        seen.results[name] = base64.b64decode(carried, validate=True)
             elif kind == self.UNPLACED_LINE and name:
                 seen.unplaced.add(name)
             elif line == self.RESIZED_LINE:
                 seen.resized = True
+
+    def carried_results(self, group_id: str, size: int) -> dict[str, bytes]:
+        seen = Listing()
+        names = [self._expect_of(group_id, n, size)[1] for n in range(buckets_for(size, BUCKET_SIZE))]
+        found: list[list[str] | None] = []
+        self.store.each(lambda name: found.append(self.store.read_lines(name)), names)
+        for lines in found:
+            self._tally(seen, lines)
+        results = ((KeyLayout.decode(name), data) for name, data in seen.results.items())
+        return {task_id: data for task_id, data in results if task_id}
 
     def _record_unplaced(self, group_id: str, vote: Vote, task: str) -> bool:
         seen = self._list_chord(group_id)
@@ -868,7 +922,12 @@ class BucketStateCounter(StateObjectCounter):
                 self.update_object(self.bucket_name(group_id, number), lambda bucket: _resized(bucket, None))
 
     def record(
-        self, group_id: str, task_id: str, position: int | None = None, positions: int | None = None
+        self,
+        group_id: str,
+        task_id: str,
+        position: int | None = None,
+        positions: int | None = None,
+        payload: bytes | None = None,
     ) -> bool:
         places = positions if valid_position(positions) else self._places(group_id)
         if places is not None and not (valid_position(position) and cast(int, position) < places):
