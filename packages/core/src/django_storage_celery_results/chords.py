@@ -45,7 +45,11 @@ does cheaply:
   appends a line naming itself to it instead of writing a marker and
   listing, and only an append whose answer reaches the bucket's count reads
   the lines (a redelivered or retried task appends twice; its id counts
-  once). That is 2 requests per header task (its result, one append). A
+  once). That is 2 requests per header task (its result, one append). The
+  line carries the task's stored result when it is small
+  (INLINE_RESULT_LIMIT), so the join reads one append object per bucket
+  (carried_results) and a bucket needs a snapshot only of what its lines
+  do not carry. A
   task without a place, or a size correction, appends a line that sends
   the finishers after it to the safe path below; a correction also seals
   the append objects, so the appends after it fail and those finishers

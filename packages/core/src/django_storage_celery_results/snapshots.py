@@ -7,7 +7,9 @@ finisher that fires the chord then reads one snapshot per bucket instead of
 every header result, so the join after the last header task reads about
 one bucket of results, not N. A snapshot is only a head start: whatever it
 lacks (a bucket without one, a result that was not finished, an object that
-is not a snapshot) the join reads from the results themselves.
+is not a snapshot) the join reads from the results themselves. On Azure
+(chords.AppendCounter) the buckets' append blobs carry the small results
+themselves, and a snapshot holds only what they do not carry.
 
 The format: a magic line, a JSON index ``[[name, length], ...]`` on one
 line, then the payloads one after another.
