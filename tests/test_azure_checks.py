@@ -8,7 +8,7 @@ from django_storage_celery_results.config import resolve
 from django_storage_celery_results_azure import check_connectivity, check_settings
 from support.faults import Fault
 from support.processes import free_port
-from support.stores.azure import azurite_connection_string, calls, no_sdk_retries
+from support.stores.azure import azure_error, azurite_connection_string, calls, no_sdk_retries
 
 
 def connectivity(make_app, config, expires=None):
@@ -27,7 +27,22 @@ def test_a_healthy_container_passes_the_connectivity_check(make_app, azure_confi
         "PUT if-none-match=*",  # must fail: it exists
         "PUT if-match",  # must fail: another ETag
         "DELETE",
+        "PUT",  # a probe append blob: chords count with appends
+        "PUT?comp=appendblock",
+        "DELETE",
     ]
+
+
+def test_check_reports_a_store_that_cannot_append(make_app, azure_config, azure_proxy):
+    """An Azure-compatible store without append blobs stores results, but chords
+    could not count their header tasks: the check says so."""
+    refused = azure_error(501, "NotImplemented")
+    refused.matches = lambda request: request.method == "PUT" and "comp=appendblock" in request.query
+    azure_proxy.inject(refused)
+    messages = connectivity(make_app, azure_config)
+    assert [m.id for m in messages] == ["django_storage_celery_results_azure.E013"]
+    assert "appending to the probe append blob" in messages[0].msg
+    assert "Append Block" in messages[0].hint
 
 
 def test_check_reports_bad_credentials_without_showing_them(make_app, azurite, azure_config):

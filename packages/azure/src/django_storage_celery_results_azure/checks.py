@@ -73,6 +73,8 @@ class AzureProbe(Probe):
         stale_version='"0x8D000000000DEAD"',
         conditions_hint="Use Azure Blob Storage or Azurite, or set "
         "CELERY_RESULT_STORAGE_ADAPTER = 'generic'.",
+        append_hint=f"Chords count their header tasks with Append Block: use Azure Blob Storage or "
+        f"Azurite, and grant {DATA_ROLE}.",
     )
     network_hint = (
         "Check the connection string's BlobEndpoint, or account_name and endpoint_suffix "

@@ -144,6 +144,8 @@ class RoundTrip:
     #: A version no object has, for the version-matched write that must fail.
     stale_version: str
     conditions_hint: str
+    #: Where the store appends (chords count with appends): the permission an append needs.
+    append_hint: str = ""
 
 
 class Probe:
@@ -181,6 +183,7 @@ class Probe:
         if expires_seconds is not None and expires_seconds <= 0:
             expires_seconds = None  # results that never expire need no rule
         if self.preflight() and self.round_trip():
+            self.check_appends()
             self.after_round_trip(expires_seconds)
         return self.messages
 
@@ -294,6 +297,36 @@ class Probe:
         finally:
             self.step("deleting the probe object", lambda: adapter.delete(name), words.delete_hint)
         return True
+
+    def check_appends(self) -> None:
+        """Where chords count their header tasks with appends: create a probe
+        append object, append to it, and delete it."""
+        adapter, words = self.adapter, self.words
+        if not adapter.appends:
+            return
+        name = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+        created, _ = self.step(
+            "creating a probe append blob (chords count with appends)",
+            lambda: adapter.create_appendable(name),
+            words.append_hint or words.write_hint,
+        )
+        if not created:
+            return
+        try:
+            appended, count = self.step(
+                "appending to the probe append blob (chords count with appends)",
+                lambda: adapter.append(name, b"probe\n"),
+                words.append_hint or words.write_hint,
+            )
+            if appended and count != 1:
+                self.add(
+                    "E013",
+                    f"an append to a new probe append blob answered {count} appends, not 1, so chords "
+                    "cannot count their header tasks",
+                    "Check the endpoint and any proxy in between.",
+                )
+        finally:
+            self.step("deleting the probe append blob", lambda: adapter.delete(name), words.delete_hint)
 
     def _check_conditions(self, name: str) -> None:
         words = self.words
