@@ -298,31 +298,41 @@ def chord_request(request) -> bool:
     return "chord-unlock-" in unquote(request.path + "?" + request.query)
 
 
+def finish_under_faults(app, proxy, faults) -> None:
+    """Inject each (fault, requests it matches, how many times), finish a chord
+    of 7 header tasks, and check that every fault was served and the chord
+    fired once and was cleaned up."""
+    group_id, task_ids, callback = start_chord(app, 7)
+    for fault, matches, times in faults:
+        fault.matches, fault.times = matches, times
+        proxy.inject(fault)
+    for position, task_id in enumerate(task_ids):
+        finish(app, group_id, task_id, callback, position=position)
+    assert all(fault.times == 0 for fault in proxy.faults)  # every fault was served
+    assert callback_lines(app) == ["7"]
+    assert app.AsyncResult(callback.id).get(timeout=5) == 7
+    assert chord_objects(app) == []
+
+
 def test_bookkeeping_survives_transient_errors_with_client_retries_off(
     make_app, s3_config, s3_proxy, tmp_path, small_buckets
 ):
     app = eager_app(make_app, tmp_path, no_sdk_retries(s3_config))
-    group_id, task_ids, callback = start_chord(app, 7)
-    for status, code, method in [
-        (503, "SlowDown", "PUT"),  # markers and create-only markers
-        (503, "SlowDown", "GET"),  # listings
-        (500, "InternalError", "PUT"),
-        (503, "ServiceUnavailable", "GET"),
-    ]:
-        fault = xml_error(status, code, method)
-        fault.matches = lambda r, method=method: r.method == method and chord_request(r)
-        fault.times = 3
-        s3_proxy.inject(fault)
-    group_read = xml_error(503, "SlowDown", "GET")
-    group_read.matches = lambda r: r.method == "GET" and "celery-taskset-meta-" in r.path
-    group_read.times = 2
-    s3_proxy.inject(group_read)
-    for position, task_id in enumerate(task_ids):
-        finish(app, group_id, task_id, callback, position=position)
-    assert all(fault.times == 0 for fault in s3_proxy.faults)  # every fault was served
-    assert callback_lines(app) == ["7"]
-    assert app.AsyncResult(callback.id).get(timeout=5) == 7
-    assert chord_objects(app) == []
+    faults = [
+        (xml_error(status, code, method), lambda r, method=method: r.method == method and chord_request(r), 3)
+        for status, code, method in [
+            (503, "SlowDown", "PUT"),  # markers and create-only markers
+            (503, "SlowDown", "GET"),  # listings
+            (500, "InternalError", "PUT"),
+            (503, "ServiceUnavailable", "GET"),
+        ]
+    ]
+
+    def reads_group(request) -> bool:
+        return request.method == "GET" and "celery-taskset-meta-" in request.path
+
+    group_read = (xml_error(503, "SlowDown", "GET"), reads_group, 2)
+    finish_under_faults(app, s3_proxy, [*faults, group_read])
 
 
 # -- a create whose answer was lost -------------------------------------------------------
@@ -458,21 +468,13 @@ def test_azure_bookkeeping_survives_transient_errors_with_client_retries_off(
     make_app, azure_config, azure_proxy, tmp_path, small_buckets
 ):
     app = eager_app(make_app, tmp_path, no_azure_sdk_retries(azure_config), storage="azure")
-    group_id, task_ids, callback = start_chord(app, 7)
-    for matches in [
+    matching = [
         appends,
         lambda r: r.method == "GET" and chord_request(r),  # reads of a bucket's lines, listings
         lambda r: r.method == "PUT" and "if-none-match" in r.headers and chord_request(r),  # full~, fired
-    ]:
-        fault = azure_error(503, "ServerBusy")
-        fault.matches = matches
-        fault.times = 3
-        azure_proxy.inject(fault)
-    for position, task_id in enumerate(task_ids):
-        finish(app, group_id, task_id, callback, position=position)
-    assert all(fault.times == 0 for fault in azure_proxy.faults)  # every fault was served
-    assert callback_lines(app) == ["7"]
-    assert chord_objects(app) == []
+    ]
+    faults = [(azure_error(503, "ServerBusy"), matches, 3) for matches in matching]
+    finish_under_faults(app, azure_proxy, faults)
 
 
 def test_lines_that_name_no_task_never_complete_a_bucket(azure_app, tmp_path, small_buckets):

@@ -106,19 +106,24 @@ def test_no_chord_unlock_task_is_sent(make_app, tmp_path):
         signals.before_task_publish.disconnect(record)
 
 
-def test_s3_requests_per_header_task(make_app, s3_config, s3_proxy, tmp_path):
+def summing_app(make_app, storage: str, config: dict):
+    """An eager app on the storage whose chord callback sums the header's values."""
     app = make_app(
-        result_storage="s3",
-        result_storage_config=s3_config,
+        result_storage=storage,
+        result_storage_config=config,
         task_always_eager=True,
         task_store_eager_result=True,
     )
-    app.calls = tmp_path / "calls"
 
     @app.task(name="tests.record_callback", shared=False)
     def record_callback(values):
         return sum(values)
 
+    return app
+
+
+def test_s3_requests_per_header_task(make_app, s3_config, s3_proxy):
+    app = summing_app(make_app, "s3", s3_config)
     group_id, task_ids, callback = start_chord(app, 20)
     per_task = []
     for position, task_id in enumerate(task_ids[:-1]):
@@ -140,19 +145,8 @@ def test_s3_requests_per_header_task(make_app, s3_config, s3_proxy, tmp_path):
     assert app.AsyncResult(callback.id).get(timeout=5) == 20
 
 
-def test_azure_requests_per_header_task(make_app, azure_config, azure_proxy, tmp_path):
-    app = make_app(
-        result_storage="azure",
-        result_storage_config=azure_config,
-        task_always_eager=True,
-        task_store_eager_result=True,
-    )
-    app.calls = tmp_path / "calls"
-
-    @app.task(name="tests.record_callback", shared=False)
-    def record_callback(values):
-        return sum(values)
-
+def test_azure_requests_per_header_task(make_app, azure_config, azure_proxy):
+    app = summing_app(make_app, "azure", azure_config)
     with azure_proxy.counting() as applied:
         group_id, task_ids, callback = start_chord(app, 20)
     # the group record, and the bucket's append blob (created empty)

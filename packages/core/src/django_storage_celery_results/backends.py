@@ -32,6 +32,7 @@ from .chords import (
     ChordCounter,
     ChordKeys,
     DecodedObject,
+    Finished,
     counter_for,
 )
 from .config import MAX_SIZE_SETTING, BackendSettings
@@ -525,14 +526,17 @@ class StorageBackend(KeyValueStoreBackend):
         if not self.native_chords or not group_id:
             return
         callback = maybe_signature(request.chord, app=self.app)
-        position = getattr(request, "group_index", None)
-        positions = request.chord.get(POSITIONS_KEY) if isinstance(request.chord, dict) else None
         stored, self._local.stored = getattr(self._local, "stored", None), None
-        # what this task's own write stored, if small: a counter that keeps it
-        # saves the chord's join a read
-        payload = stored[1] if stored and stored[0] == request.id else None
+        finished = Finished(
+            request.id,
+            position=getattr(request, "group_index", None),
+            positions=request.chord.get(POSITIONS_KEY) if isinstance(request.chord, dict) else None,
+            # what this task's own write stored, if small: a counter that keeps
+            # it saves the chord's join a read
+            payload=stored[1] if stored and stored[0] == request.id else None,
+        )
         try:
-            completed = self.chord_counter.record(group_id, request.id, position, positions, payload)
+            completed = self.chord_counter.record(group_id, finished)
         except Exception as exc:  # not transient (those are retried): fail it, do not hang
             logger.exception("Chord %s: cannot record header task %s", group_id, request.id)
             self.chord_error_from_stack(callback, ChordError(f"cannot record a header task: {exc!r}"))

@@ -218,6 +218,21 @@ class ChordKeys:
         return self.layout.encode(task_id)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A finished header task, as the worker that ran it knows it."""
+
+    task_id: str
+    #: Its place in the header (request.group_index), if known.
+    position: int | None = None
+    #: How many places a flat header has, as apply_chord wrote them into the
+    #: callback signature (request.chord), if known.
+    positions: int | None = None
+    #: What the task's own write stored, if small: a counter may keep it for
+    #: the join (carried_results).
+    payload: bytes | None = None
+
+
 class ChordCounter(abc.ABC):
     """Counts a chord's finished header tasks and elects the one that fires it."""
 
@@ -256,22 +271,8 @@ class ChordCounter(abc.ABC):
         """
 
     @abc.abstractmethod
-    def record(
-        self,
-        group_id: str,
-        task_id: str,
-        position: int | None = None,
-        positions: int | None = None,
-        payload: bytes | None = None,
-    ) -> bool:
-        """Add a finished header task; True for exactly one caller: the one that fires.
-
-        position: the task's place in the header (request.group_index), if known;
-        positions: how many places a flat header has, as apply_chord wrote
-        them into the callback signature (request.chord), if known;
-        payload: what the task's own write stored, if small (a counter may
-        keep it for the join: carried_results).
-        """
+    def record(self, group_id: str, finished: Finished) -> bool:
+        """Add a finished header task; True for exactly one caller: the one that fires."""
 
     def _position(self, group_id: str, task_id: str) -> int | None:
         """Where task_id stands in the chord's flat header, from the group record."""
@@ -340,14 +341,9 @@ class StateObjectCounter(ChordCounter):
     def set_size(self, group_id: str, size: int) -> None:
         self.update(group_id, lambda progress: _with_size(progress, size))
 
-    def record(
-        self,
-        group_id: str,
-        task_id: str,
-        position: int | None = None,
-        positions: int | None = None,
-        payload: bytes | None = None,
-    ) -> bool:
+    def record(self, group_id: str, finished: Finished) -> bool:
+        task_id = finished.task_id
+
         def add(progress: ChordProgress | None) -> ChordProgress | None:
             progress = progress or ChordProgress()
             if task_id in progress.done:
@@ -602,14 +598,8 @@ class MarkerCounter(ChordCounter):
 
     # -- header tasks ----------------------------------------------------------------
 
-    def record(
-        self,
-        group_id: str,
-        task_id: str,
-        position: int | None = None,
-        positions: int | None = None,
-        payload: bytes | None = None,
-    ) -> bool:
+    def record(self, group_id: str, finished: Finished) -> bool:
+        task_id, position, positions = finished.task_id, finished.position, finished.positions
         task = self.keys.task(task_id)
         # what this call's create-only markers hold: unique to the call, not the
         # task, so a redelivery of the same task racing it is someone else
@@ -777,23 +767,17 @@ class AppendCounter(MarkerCounter):
         expect = Expect(bucket_count(places, number, BUCKET_SIZE), places, buckets_for(places, BUCKET_SIZE))
         return expect, self.keys.member(group_id, self.bucket(number) + expect.name())
 
-    def record(
-        self,
-        group_id: str,
-        task_id: str,
-        position: int | None = None,
-        positions: int | None = None,
-        payload: bytes | None = None,
-    ) -> bool:
+    def record(self, group_id: str, finished: Finished) -> bool:
+        task_id, position, positions = finished.task_id, finished.position, finished.positions
         places = positions if valid_position(positions) else None
         if places is None:  # a callback without the header's places: apply wrote them in bucket 0
             expect = self._list(group_id, self.bucket(0)).expect
             places = expect.size if expect else None
         if places is None:  # a nested header: no append objects
-            return super().record(group_id, task_id, position, positions)
+            return super().record(group_id, finished)
         line = self.PLACED_LINE + self.keys.task(task_id)
-        if payload is not None:  # the join then reads it here, not from the result
-            line += " " + base64.b64encode(payload).decode("ascii")
+        if finished.payload is not None:  # the join then reads it here, not from the result
+            line += " " + base64.b64encode(finished.payload).decode("ascii")
         if not (valid_position(position) and cast(int, position) < places):
             position = self._position(group_id, task_id)
         vote = Vote(task_id, uuid.uuid4().hex)
@@ -806,7 +790,7 @@ class AppendCounter(MarkerCounter):
         if appended is None:
             # not applied with append objects, or sealed by a size
             # correction since: the markers decide, as MarkerCounter's do
-            return super().record(group_id, task_id, position, places)
+            return super().record(group_id, Finished(task_id, position, places))
         if appended < expect.count:  # repeats only add appends: fewer tasks than that
             return False
         seen = Listing(expect=expect)
@@ -925,14 +909,8 @@ class BucketStateCounter(StateObjectCounter):
             for number in range(buckets_for(applied, FOLDER_BUCKET_SIZE)):
                 self.update_object(self.bucket_name(group_id, number), lambda bucket: _resized(bucket, None))
 
-    def record(
-        self,
-        group_id: str,
-        task_id: str,
-        position: int | None = None,
-        positions: int | None = None,
-        payload: bytes | None = None,
-    ) -> bool:
+    def record(self, group_id: str, finished: Finished) -> bool:
+        task_id, position, positions = finished.task_id, finished.position, finished.positions
         places = positions if valid_position(positions) else self._places(group_id)
         if places is not None and not (valid_position(position) and cast(int, position) < places):
             # no position, or one outside the header: the group record knows
