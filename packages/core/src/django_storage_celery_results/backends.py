@@ -439,9 +439,9 @@ class StorageBackend(KeyValueStoreBackend):
         self._refuse_oversized("task", meta["task_id"], size)
         if self.adapter.conditional_writes:
             written = self._store_conditionally(task_id, name, payload, final=state == states.SUCCESS)
-            # for on_chord_part_return, which Celery calls next in this thread
-            small = written and len(payload) <= self.inline_limit
-            self._local.stored = (task_id, payload if small else None)
+            # a final state, for on_chord_part_return, which Celery calls next in this thread
+            carried = written and state in states.READY_STATES and len(payload) <= self.inline_limit
+            self._local.stored = (task_id, payload if carried else None)
         else:
             # Celery's rule, with one read: a late duplicate never overwrites SUCCESS.
             try:
