@@ -775,13 +775,13 @@ class AppendCounter(MarkerCounter):
             places = expect.size if expect else None
         if places is None:  # a nested header: no append objects
             return super().record(group_id, finished)
-        line = self.PLACED_LINE + self.keys.task(task_id)
-        if finished.payload is not None:  # the join then reads it here, not from the result
-            line += " " + base64.b64encode(finished.payload).decode("ascii")
         if not (valid_position(position) and cast(int, position) < places):
             position = self._position(group_id, task_id)
         vote = Vote(task_id, uuid.uuid4().hex)
         task = self.keys.task(task_id)
+        line = self.PLACED_LINE + task
+        if finished.payload is not None:  # the join then reads it here, not from the result
+            line += " " + base64.b64encode(finished.payload).decode("ascii")
         if not valid_position(position):
             return self._record_unplaced(group_id, vote, task)
         number = cast(int, position) // BUCKET_SIZE
