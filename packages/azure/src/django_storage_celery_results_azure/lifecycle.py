@@ -38,7 +38,11 @@ def lifecycle_rule(adapter: AzureAdapter, expires: float | datetime.timedelta) -
         "name": rule_name(adapter),
         "type": "Lifecycle",
         "definition": {
-            "filters": {"blobTypes": ["blockBlob"], "prefixMatch": [f"{adapter.container}/{adapter.prefix}"]},
+            "filters": {
+                # results are block blobs; a chord's buckets on Azure are append blobs
+                "blobTypes": ["blockBlob", "appendBlob"],
+                "prefixMatch": [f"{adapter.container}/{adapter.prefix}"],
+            },
             "actions": {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": days}}},
         },
     }
