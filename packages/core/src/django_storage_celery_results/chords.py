@@ -49,8 +49,7 @@ does cheaply:
   line carries the task's stored result when it is small
   (INLINE_RESULT_LIMIT), so the join reads one append object per bucket
   (carried_results) and a bucket needs a snapshot only of what its lines
-  do not carry. A
-  task without a place, or a size correction, appends a line that sends
+  do not carry. A task without a place, or a size correction, appends a line that sends
   the finishers after it to the safe path below; a correction also seals
   the append objects, so the appends after it fail and those finishers
   write markers, which the safe path counts with the lines.
@@ -820,13 +819,20 @@ class AppendCounter(MarkerCounter):
             elif line == self.RESIZED_LINE:
                 seen.resized = True
 
-    def carried_results(self, group_id: str, size: int) -> dict[str, bytes]:
-        seen = Listing()
-        names = [self._expect_of(group_id, n, size)[1] for n in range(buckets_for(size, BUCKET_SIZE))]
+    def _tally_all(self, seen: Listing, names: list[str]) -> None:
+        """Read these append objects in parallel and add what their lines say to seen."""
         found: list[list[str] | None] = []
         self.store.each(lambda name: found.append(self.store.read_lines(name)), names)
         for lines in found:
             self._tally(seen, lines)
+
+    def _append_objects(self, group_id: str, places: int) -> list[str]:
+        """The names of every bucket's append object in a header of places positions."""
+        return [self._expect_of(group_id, n, places)[1] for n in range(buckets_for(places, BUCKET_SIZE))]
+
+    def carried_results(self, group_id: str, size: int) -> dict[str, bytes]:
+        seen = Listing()
+        self._tally_all(seen, self._append_objects(group_id, size))
         results = ((KeyLayout.decode(name), data) for name, data in seen.results.items())
         return {task_id: data for task_id, data in results if task_id}
 
@@ -847,18 +853,12 @@ class AppendCounter(MarkerCounter):
 
     def _list_chord(self, group_id: str) -> Listing:
         seen = self._list(group_id)
-        appended: list[list[str] | None] = []
-        self.store.each(
-            lambda member: appended.append(self.store.read_lines(self.keys.member(group_id, member))),
-            seen.expects,
-        )
-        for lines in appended:
-            self._tally(seen, lines)
+        self._tally_all(seen, [self.keys.member(group_id, member) for member in seen.expects])
         return seen
 
     def _mark_resized(self, group_id: str, applied: int) -> None:
         super()._mark_resized(group_id, applied)  # for the finishers whose appends fail from now on
-        names = [self._expect_of(group_id, n, applied)[1] for n in range(buckets_for(applied, BUCKET_SIZE))]
+        names = self._append_objects(group_id, applied)
         # a line for those that appended before the seal, then the seal
         self._append_everywhere(names, self.RESIZED_LINE)
         self.store.each(self.store.seal, names)
