@@ -399,7 +399,7 @@ def test_a_folder_page_is_one_scan_and_50_opens(make_app, tmp_path, viewer):
         viewer.get(reverse(LIST))  # the templates are read (and cached) once per process
         with counting_fs_calls() as calls:
             assert len(viewer.get(reverse(LIST)).context["rows"]) == 50
-        assert dict(calls) == {"os.scandir": 1, "open": 50}
+        assert dict(calls) == {"os.scandir": 1, "os.open": 50}
     finally:
         previous.set_current()
 

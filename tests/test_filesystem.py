@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections import Counter
 
@@ -12,8 +13,9 @@ from celery import states
 from django.core.files.storage import FileSystemStorage
 
 from django_storage_celery_results.adapters import CREATE, Update
-from django_storage_celery_results.exceptions import VersionMismatch
+from django_storage_celery_results.exceptions import StoredObjectTooLarge, VersionMismatch
 from django_storage_celery_results_filesystem import FileSystemAdapter
+from django_storage_celery_results_filesystem.adapter import _read_to_end
 from support.fscalls import counting_fs_calls
 
 FORK = multiprocessing.get_context("fork")
@@ -36,11 +38,11 @@ def test_new_result_is_one_file_write_and_read_is_one_file_read(fs_app, count_fs
 
     count_fs_calls.clear()
     assert backend.get_task_meta("counted", cache=False)["result"] == 1
-    assert count_fs_calls == Counter({"open": 1})
+    assert count_fs_calls == Counter({"os.open": 1})
 
     count_fs_calls.clear()
     assert backend.get_task_meta("missing", cache=False)["status"] == states.PENDING
-    assert count_fs_calls == Counter({"open": 1})
+    assert count_fs_calls == Counter({"os.open": 1})
 
 
 def test_started_then_success_needs_no_read(fs_app, count_fs_calls):
@@ -225,6 +227,49 @@ def test_cleanup_removes_old_leftovers_of_interrupted_writes(fs_app, results_dir
     assert not old.exists()
     assert fresh.exists()  # a write in progress is never touched
     assert (results_dir / "celery-task-meta-kept").exists()
+
+
+def _pipe_holding(*chunks: bytes, pause: float = 0.0) -> int:
+    """The read end of a pipe its writer fills with chunks (pausing between
+    them, so a read returns short) and then closes."""
+    read_end, write_end = os.pipe()
+
+    def fill() -> None:
+        for chunk in chunks:
+            os.write(write_end, chunk)
+            time.sleep(pause)
+        os.close(write_end)
+
+    if pause:
+        threading.Thread(target=fill, daemon=True).start()
+    else:
+        fill()  # all of it there before the first read
+    return read_end
+
+
+@pytest.mark.parametrize(
+    ("chunks", "size", "pause"),
+    [
+        ((b"0123456789",), 10, 0.0),  # as fstat said: one read
+        ((b"0123", b"456789"), 10, 0.2),  # a short read, as on a network file system
+        ((b"0123456789", b"abc"), 10, 0.0),  # written in place since fstat
+    ],
+)
+def test_a_file_is_read_to_its_end(chunks, size, pause):
+    fd = _pipe_holding(*chunks, pause=pause)
+    try:
+        assert _read_to_end(fd, size, limit=100) == b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def test_a_file_written_in_place_past_the_limit_is_refused_while_read():
+    fd = _pipe_holding(b"0" * 10, b"1" * 200)
+    try:
+        with pytest.raises(StoredObjectTooLarge):
+            _read_to_end(fd, 10, limit=100)
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "a\\b", "nul\x00"])
