@@ -67,28 +67,44 @@ def xml_error(status: int, code: str, method: str | None = None, *headers: tuple
 
 class Sometimes:
     """A predicate true for a random share of the requests `also` matches,
-    counting how often it said yes (the faults injected)."""
+    counting how often it said yes (the faults injected). With surely_by, it
+    is true at the latest on that many-th request it sees, if it never was:
+    a short run then has every kind of fault, not most of them."""
 
     def __init__(
-        self, rate: float, rng: random.Random, also: Callable[[Request], bool] | None = None
+        self,
+        rate: float,
+        rng: random.Random,
+        also: Callable[[Request], bool] | None = None,
+        surely_by: int | None = None,
     ) -> None:
         self.rate = rate
         self.rng = rng
         self.also = also
+        self.surely_by = surely_by
+        self.seen = 0
         self.fired = 0
 
     def __call__(self, request: Request) -> bool:
-        if (self.also is None or self.also(request)) and self.rng.random() < self.rate:
+        if self.also is not None and not self.also(request):
+            return False
+        self.seen += 1
+        overdue = self.fired == 0 and self.surely_by is not None and self.seen >= self.surely_by
+        if self.rng.random() < self.rate or overdue:
             self.fired += 1
             return True
         return False
 
 
 def at_rate(
-    fault: Fault, rate: float, rng: random.Random, also: Callable[[Request], bool] | None = None
+    fault: Fault,
+    rate: float,
+    rng: random.Random,
+    also: Callable[[Request], bool] | None = None,
+    surely_by: int | None = None,
 ) -> Fault:
     """The fault for a random share of the requests (also: only those it matches), without end."""
-    return dataclasses.replace(fault, matches=Sometimes(rate, rng, also), times=sys.maxsize)
+    return dataclasses.replace(fault, matches=Sometimes(rate, rng, also, surely_by), times=sys.maxsize)
 
 
 class RateLimit:

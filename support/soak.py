@@ -6,6 +6,7 @@ that nothing was lost."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import threading
 from collections.abc import Callable, Iterable
@@ -72,7 +73,9 @@ def inject_mix(
     kinds = fault_kinds(store, late)
     counters: dict[str, Sometimes] = {}
     for name, fault in kinds.items():
-        injected = store.proxy.inject(at_rate(fault, rate / len(kinds), rng, only))
+        share = rate / len(kinds)
+        # each kind at least once by the request it would be expected on
+        injected = store.proxy.inject(at_rate(fault, share, rng, only, surely_by=math.ceil(1 / share)))
         counters[name] = injected.matches  # type: ignore[assignment]
     return counters
 

@@ -758,6 +758,12 @@ class AppendCounter(MarkerCounter):
     UNPLACED_LINE = "-"
     RESIZED_LINE = ".resized"
 
+    def __init__(self, store: ChordStore, keys: ChordKeys) -> None:
+        super().__init__(store, keys)
+        #: Per thread: (group id, append object, its lines) that the finisher
+        #: which fired the chord just read, so the join does not read them again.
+        self._fired = threading.local()
+
     def _write_expect(self, group_id: str, member: str) -> None:
         self.store.create_appendable(self.keys.member(group_id, member))
 
@@ -793,7 +799,8 @@ class AppendCounter(MarkerCounter):
         if appended < expect.count:  # repeats only add appends: fewer tasks than that
             return False
         seen = Listing(expect=expect)
-        self._tally(seen, self.store.read_lines(name))
+        lines = self.store.read_lines(name)
+        self._tally(seen, lines)
         if seen.resized or (seen.unplaced and expect.buckets > 1):
             return self._count_all(group_id, vote, task, placed=True)
         done = len(seen.done)
@@ -801,7 +808,9 @@ class AppendCounter(MarkerCounter):
             return False
         if done > expect.count:  # more tasks than positions: never trust them
             return self._count_all(group_id, vote, task, placed=False)
-        return self._bucket_full(group_id, number, expect, vote, seen.placed - seen.results.keys())
+        fired = self._bucket_full(group_id, number, expect, vote, seen.placed - seen.results.keys())
+        self._fired.lines = (group_id, name, lines) if fired else None
+        return fired
 
     def _tally(self, seen: Listing, lines: list[str] | None) -> None:
         """Add what an append object's lines say to seen (anything else in it counts for nothing)."""
@@ -832,7 +841,12 @@ class AppendCounter(MarkerCounter):
 
     def carried_results(self, group_id: str, size: int) -> dict[str, bytes]:
         seen = Listing()
-        self._tally_all(seen, self._append_objects(group_id, size))
+        names = self._append_objects(group_id, size)
+        fired, self._fired.lines = getattr(self._fired, "lines", None), None
+        if fired and fired[0] == group_id and fired[1] in names:
+            self._tally(seen, fired[2])  # read by this thread's record() a moment ago
+            names.remove(fired[1])
+        self._tally_all(seen, names)
         results = ((KeyLayout.decode(name), data) for name, data in seen.results.items())
         return {task_id: data for task_id, data in results if task_id}
 
