@@ -263,11 +263,18 @@ def test_a_file_is_read_to_its_end(chunks, size, pause):
         os.close(fd)
 
 
-def test_a_file_written_in_place_past_the_limit_is_refused_while_read():
-    fd = _pipe_holding(b"0" * 10, b"1" * 200)
+@pytest.mark.parametrize(
+    ("chunks", "size", "limit"),
+    [
+        ((b"0" * 10, b"1" * 200), 10, 100),
+        ((b"0" * 10, b"1"), 10, 10),  # at the limit when fstat ran, one byte past it when read
+    ],
+)
+def test_a_file_written_in_place_past_the_limit_is_refused_while_read(chunks, size, limit):
+    fd = _pipe_holding(*chunks)
     try:
         with pytest.raises(StoredObjectTooLarge):
-            _read_to_end(fd, 10, limit=100)
+            _read_to_end(fd, size, limit=limit)
     finally:
         os.close(fd)
 

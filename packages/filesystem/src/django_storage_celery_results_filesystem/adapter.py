@@ -83,12 +83,13 @@ def _read_to_end(fd: int, size: int, limit: int | None) -> bytes:
         return data
     chunks = [data]
     total = len(data)
-    while chunk := os.read(fd, 1 << 20):
+    while limit is None or total <= limit:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
         chunks.append(chunk)
         total += len(chunk)
-        if limit is not None and total > limit:
-            raise StoredObjectTooLarge(None)
-    return b"".join(chunks)
+    raise StoredObjectTooLarge(None)
 
 
 def _is_temporary(name: str) -> bool:
